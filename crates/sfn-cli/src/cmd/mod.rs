@@ -1,0 +1,2 @@
+//! One file per subcommand: its clap `Args` and a `run(args) -> anyhow::Result<()>`.
+pub mod inspect;

@@ -1,0 +1,35 @@
+//! The `sfn` binary: parses the command line, runs one subcommand, maps errors to exit codes.
+//! Exit codes: 0 success, 1 failure (one clear line on stderr), 2 usage error (clap's).
+//! All real work lives in the library crates; each subcommand is a thin file in `cmd/`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Stethoscope for Networks: find out which parts of a language model carry which ability.
+///
+/// MODEL arguments are a Hugging Face checkpoint directory (config.json + safetensors, sharded or
+/// not), a lone .safetensors file, or a .gguf file.
+#[derive(Parser)]
+#[command(name = "sfn", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Inspect(cmd::inspect::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::run(args),
+    };
+    if let Err(err) = result {
+        // One line: the outermost context first, then each cause.
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
