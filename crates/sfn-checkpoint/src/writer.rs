@@ -1,1 +1,341 @@
-//! writer (stub)
+//! Streaming, atomic writing of Hugging Face safetensors checkpoints.
+//!
+//! The caller declares every tensor (name, dtype, shape) up front, so shard headers can be written
+//! before any data, and then supplies each tensor's bytes one at a time through a callback: a
+//! whole model is never in memory. Shards of at most `max_shard_bytes` are named like
+//! transformers' (`model-00001-of-00003.safetensors` + `model.safetensors.index.json`, or a single
+//! `model.safetensors`). Everything is written into a temporary directory beside the output and
+//! renamed into place at the end, so a failure leaves no partial output. The writer refuses any
+//! output that is, contains, or lies inside one of the inputs.
+
+use crate::checkpoint::{Checkpoint, TensorInfo, INDEX_FILE, SINGLE_FILE};
+use crate::dtype::{self, DType};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// transformers' default `max_shard_size` ("5GB").
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
+
+/// Files besides the weights that make a checkpoint usable, copied from the source checkpoint.
+pub const SIDE_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl TensorSpec {
+    pub fn nbytes(&self) -> u64 {
+        self.dtype.byte_len(self.shape.iter().product()).unwrap_or(0) as u64
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    pub max_shard_bytes: u64,
+    /// Extra `__metadata__` entries for every shard (`format: pt` is always set).
+    pub metadata: BTreeMap<String, String>,
+    /// Directory to copy `SIDE_FILES` from (those that exist there).
+    pub side_files_from: Option<PathBuf>,
+    /// A config.json to write instead of the copied one (e.g. with fewer layers).
+    pub config_json: Option<serde_json::Value>,
+    /// Extra files to write into the output: (file name, contents), e.g. a README model card.
+    pub extra_files: Vec<(String, String)>,
+    /// Paths read by this run; the output may not be, contain, or lie inside any of them.
+    pub inputs: Vec<PathBuf>,
+    /// Replace an existing output directory (never an input).
+    pub overwrite: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
+            metadata: BTreeMap::new(),
+            side_files_from: None,
+            config_json: None,
+            extra_files: Vec::new(),
+            inputs: Vec::new(),
+            overwrite: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteSummary {
+    pub dir: PathBuf,
+    pub shards: Vec<String>,
+    pub total_bytes: u64,
+}
+
+/// Split tensors (in the given order) into shards of at most `max` bytes; an oversized tensor gets
+/// a shard of its own. Returns index ranges into `specs`.
+fn plan_shards(specs: &[TensorSpec], max: u64) -> Vec<std::ops::Range<usize>> {
+    let mut shards = Vec::new();
+    let (mut start, mut size) = (0, 0u64);
+    for (i, s) in specs.iter().enumerate() {
+        if i > start && size + s.nbytes() > max {
+            shards.push(start..i);
+            start = i;
+            size = 0;
+        }
+        size += s.nbytes();
+    }
+    if start < specs.len() || specs.is_empty() {
+        shards.push(start..specs.len());
+    }
+    shards
+}
+
+/// Absolute form of a path that may not exist yet: its nearest existing ancestor canonicalized.
+fn absolute(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(p), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = if p.as_os_str().is_empty() { Path::new(".") } else { p };
+            }
+            _ => break,
+        }
+    }
+    let mut abs = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    abs.extend(rest.iter().rev());
+    abs
+}
+
+/// Refuse an output that would touch an input: equal to it, inside it, or containing it.
+pub fn check_output_path(out: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let out_abs = absolute(out);
+    for input in inputs {
+        let in_abs = absolute(input);
+        if out_abs == in_abs || out_abs.starts_with(&in_abs) || in_abs.starts_with(&out_abs) {
+            return Err(Error::output(
+                out,
+                format!("refusing to write here: it is or overlaps the input {}", input.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Removes the temporary directory unless the write completed.
+struct TempDir(Option<PathBuf>);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Counts the bytes a provider writes so a wrong amount is caught before the file is finished.
+struct Counting<'a, W: Write> {
+    inner: &'a mut W,
+    written: u64,
+}
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Write a checkpoint directory at `out`. `fill(spec, w)` must write exactly `spec.nbytes()`
+/// little-endian bytes of that tensor; it is called once per tensor, in `specs` order.
+pub fn write_checkpoint(
+    out: &Path,
+    specs: &[TensorSpec],
+    opts: &WriteOptions,
+    mut fill: impl FnMut(&TensorSpec, &mut dyn Write) -> Result<()>,
+) -> Result<WriteSummary> {
+    check_output_path(out, &opts.inputs)?;
+    if out.exists() && !opts.overwrite {
+        return Err(Error::output(out, "already exists (pass --force to replace it)"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in specs {
+        if s.dtype.is_quantized() {
+            return Err(Error::tensor(&s.name, format!("cannot write {} to safetensors; choose f32, f16 or bf16", s.dtype)));
+        }
+        if !seen.insert(s.name.as_str()) {
+            return Err(Error::tensor(&s.name, "declared twice"));
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let base = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let tmp = parent.join(format!(".{base}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let guard = TempDir(Some(tmp.clone()));
+
+    let plan = plan_shards(specs, opts.max_shard_bytes.max(1));
+    let n = plan.len();
+    let shard_names: Vec<String> = if n == 1 {
+        vec![SINGLE_FILE.to_string()]
+    } else {
+        (1..=n).map(|i| format!("model-{i:05}-of-{n:05}.safetensors")).collect()
+    };
+    let mut weight_map = serde_json::Map::new();
+    let mut total_bytes = 0u64;
+    for (range, shard) in plan.iter().zip(&shard_names) {
+        let path = tmp.join(shard);
+        let shard_specs = &specs[range.clone()];
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(8 << 20, file);
+        let header = shard_header(shard_specs, &opts.metadata);
+        w.write_all(&(header.len() as u64).to_le_bytes()).map_err(|e| Error::io(&path, e))?;
+        w.write_all(&header).map_err(|e| Error::io(&path, e))?;
+        for s in shard_specs {
+            let mut counter = Counting { inner: &mut w, written: 0 };
+            fill(s, &mut counter)?;
+            if counter.written != s.nbytes() {
+                return Err(Error::tensor(
+                    &s.name,
+                    format!("{} bytes supplied for {:?} {}, expected {}", counter.written, s.shape, s.dtype, s.nbytes()),
+                ));
+            }
+            weight_map.insert(s.name.clone(), shard.clone().into());
+            total_bytes += s.nbytes();
+        }
+        let file = w.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+    }
+    if n > 1 {
+        let index = serde_json::json!({"metadata": {"total_size": total_bytes}, "weight_map": weight_map});
+        write_file(&tmp.join(INDEX_FILE), serde_json::to_string_pretty(&index).unwrap().as_bytes())?;
+    }
+    if let Some(src) = &opts.side_files_from {
+        for name in SIDE_FILES {
+            let from = src.join(name);
+            if from.is_file() && !(*name == "config.json" && opts.config_json.is_some()) {
+                std::fs::copy(&from, tmp.join(name)).map_err(|e| Error::io(&from, e))?;
+            }
+        }
+    }
+    if let Some(cfg) = &opts.config_json {
+        write_file(&tmp.join("config.json"), serde_json::to_string_pretty(cfg).unwrap().as_bytes())?;
+    }
+    for (name, text) in &opts.extra_files {
+        write_file(&tmp.join(name), text.as_bytes())?;
+    }
+    if out.exists() {
+        // Only reached with `overwrite`: move the old directory aside first so that a failed
+        // rename never leaves the user with neither version.
+        let old = parent.join(format!(".{base}.old-{}", std::process::id()));
+        std::fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    }
+    std::mem::forget(guard);
+    Ok(WriteSummary { dir: out.to_path_buf(), shards: shard_names, total_bytes })
+}
+
+/// The JSON header of one shard, padded with spaces to a multiple of 8 bytes (as the safetensors
+/// library does) so tensor data stays aligned.
+fn shard_header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut obj = serde_json::Map::new();
+    let mut md: serde_json::Map<String, serde_json::Value> =
+        metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    md.insert("format".into(), "pt".into());
+    obj.insert("__metadata__".into(), md.into());
+    let mut offset = 0u64;
+    for s in specs {
+        obj.insert(
+            s.name.clone(),
+            serde_json::json!({"dtype": s.dtype.name(), "shape": s.shape, "data_offsets": [offset, offset + s.nbytes()]}),
+        );
+        offset += s.nbytes();
+    }
+    let mut bytes = serde_json::to_vec(&obj).unwrap();
+    while bytes.len() % 8 != 0 {
+        bytes.push(b' ');
+    }
+    bytes
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// Write file content atomically: a temporary file beside `path`, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    write_file(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Stream tensor `t` of `ck` into `w` as `dtype`: the stored bytes when they already are in that
+/// dtype and layout, otherwise converted through f32 in bounded chunks.
+pub fn write_tensor_as(ck: &Checkpoint, t: &TensorInfo, dtype: DType, w: &mut dyn Write) -> Result<()> {
+    let io = |e| Error::io(ck.file_of(t), e);
+    if let (true, Some(raw)) = (t.dtype == dtype, ck.raw_bytes(t)) {
+        return w.write_all(raw).map_err(io);
+    }
+    let mut bytes = Vec::new();
+    ck.for_each_f32_chunk(t, 1 << 20, |_, values| {
+        bytes.clear();
+        dtype::from_f32(dtype, values, &mut bytes);
+        w.write_all(&bytes).map_err(io)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, n: usize) -> TensorSpec {
+        TensorSpec { name: name.into(), dtype: DType::F32, shape: vec![n] }
+    }
+
+    #[test]
+    fn shards_split_at_the_byte_limit_and_oversized_tensors_stand_alone() {
+        let specs = vec![spec("a", 10), spec("b", 10), spec("c", 100), spec("d", 5)];
+        // 40-byte tensors: a+b fit in 80, c (400) alone, d next.
+        assert_eq!(plan_shards(&specs, 80), vec![0..2, 2..3, 3..4]);
+        assert_eq!(plan_shards(&specs, 10_000), vec![0..4]);
+    }
+
+    #[test]
+    fn output_inside_or_equal_to_an_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("model");
+        std::fs::create_dir(&input).unwrap();
+        for out in [input.clone(), input.join("sub"), dir.path().to_path_buf()] {
+            let err = check_output_path(&out, &[input.clone()]).unwrap_err().to_string();
+            assert!(err.contains("overlaps the input"), "{err}");
+        }
+        check_output_path(&dir.path().join("other"), &[input]).unwrap();
+    }
+}
