@@ -158,6 +158,53 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// A transformers `config.json` describing this architecture, for checkpoints sfn writes from
+    /// a source without one (GGUF). Uses the 4.x spelling (top-level `rope_theta`), which 5.x reads.
+    pub fn to_hf_json(&self) -> Value {
+        let arch = match self.family.as_str() {
+            "llama" => "LlamaForCausalLM",
+            "mistral" => "MistralForCausalLM",
+            "qwen2" => "Qwen2ForCausalLM",
+            "qwen3" => "Qwen3ForCausalLM",
+            _ => "LlamaForCausalLM",
+        };
+        let mut v = serde_json::json!({
+            "architectures": [arch],
+            "model_type": self.family,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "vocab_size": self.vocab_size,
+            "tie_word_embeddings": self.tied_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "max_position_embeddings": self.max_position_embeddings,
+            "attention_bias": self.attention_bias,
+            "hidden_act": "silu",
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": match self.eos_token_ids.as_slice() {
+                [one] => Value::from(*one),
+                many => Value::from(many.to_vec()),
+            },
+        });
+        if let Some(r) = &self.rope_scaling {
+            v["rope_scaling"] = serde_json::json!({
+                "rope_type": r.rope_type, "factor": r.factor, "low_freq_factor": r.low_freq_factor,
+                "high_freq_factor": r.high_freq_factor,
+                "original_max_position_embeddings": r.original_max_position_embeddings,
+            });
+        }
+        if let Some(w) = self.sliding_window {
+            v["sliding_window"] = w.into();
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +266,14 @@ mod tests {
         let mut v = base();
         v["num_key_value_heads"] = 4.into();
         assert!(ModelConfig::from_json(&v).unwrap_err().contains("does not divide"));
+    }
+
+    #[test]
+    fn hf_json_reads_back_to_the_same_config() {
+        let mut v = base();
+        v["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": 2.0});
+        v["eos_token_id"] = serde_json::json!([2, 7]);
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!(ModelConfig::from_json(&c.to_hf_json()).unwrap(), c);
     }
 }
