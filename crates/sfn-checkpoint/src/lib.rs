@@ -11,6 +11,7 @@ pub mod error;
 pub mod gguf;
 pub mod quant;
 pub mod selector;
+pub mod summary;
 pub mod taxonomy;
 pub mod writer;
 

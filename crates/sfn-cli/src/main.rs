@@ -3,6 +3,7 @@
 //! All real work lives in the library crates; each subcommand is a thin file in `cmd/`.
 
 mod cmd;
+mod progress;
 
 use clap::{Parser, Subcommand};
 
@@ -19,13 +20,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Describe a checkpoint: architecture, dtypes, parameters per module kind and layer.
     Inspect(cmd::inspect::Args),
+    /// Rewrite a checkpoint (HF, safetensors, GGUF) as a Hugging Face safetensors directory.
+    Convert(cmd::convert::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
     };
     if let Err(err) = result {
         // One line: the outermost context first, then each cause.

@@ -1,2 +1,3 @@
 //! One file per subcommand: its clap `Args` and a `run(args) -> anyhow::Result<()>`.
+pub mod convert;
 pub mod inspect;
