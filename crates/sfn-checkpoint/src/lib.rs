@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod dtype;
+pub mod edit;
 pub mod error;
 pub mod gguf;
 pub mod quant;

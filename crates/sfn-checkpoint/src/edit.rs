@@ -1,0 +1,383 @@
+//! Edit plans: a lazy view over checkpoint A (and B) that yields edited tensors one at a time.
+//!
+//! Rules pick tensors with the one selector syntax and say what to do with them: take from B,
+//! mix (alpha·A + (1−alpha)·B), zero, re-initialise from N(mean, std) with a seed, or scale by k.
+//! Whole layers can be removed; later layers are renumbered, as a model without them would name
+//! them. Nothing is materialised: `read_f32_into` and `write_tensor` compute the requested piece
+//! from the memory-mapped inputs, so a plan over a 70B model needs only chunk-sized memory, and the
+//! same view feeds both the checkpoint writer and (later) the runtime.
+//!
+//! Later rules win where rules overlap. Re-initialisation is counter-based (hash of seed, tensor
+//! name and element index), so any chunk can be produced independently and results do not depend
+//! on read order or thread count.
+
+use crate::checkpoint::{natural_cmp, Checkpoint, TensorInfo};
+use crate::dtype::{self, DType};
+use crate::error::{Error, Result};
+use crate::selector::Selector;
+use crate::taxonomy::parse_name;
+use crate::writer::TensorSpec;
+use std::collections::BTreeSet;
+use std::io::Write;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Edit {
+    TakeB,
+    /// alpha·A + (1 − alpha)·B.
+    Mix { alpha: f64 },
+    Zero,
+    /// N(mean, std), seeded.
+    Reinit { mean: f64, std: f64, seed: u64 },
+    Scale { factor: f64 },
+}
+
+impl Edit {
+    fn needs_b(&self) -> bool {
+        matches!(self, Edit::TakeB | Edit::Mix { .. })
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rule {
+    /// Canonical selector string (parsed again on use).
+    pub selector: String,
+    #[serde(flatten)]
+    pub edit: Edit,
+    #[serde(skip)]
+    parsed: Selector,
+}
+
+impl Rule {
+    pub fn new(selector: Selector, edit: Edit) -> Rule {
+        Rule { selector: selector.to_string(), edit, parsed: selector }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EditPlan {
+    pub rules: Vec<Rule>,
+    /// Layers to drop entirely (indices in A).
+    pub remove_layers: BTreeSet<usize>,
+}
+
+/// What one output tensor is made of.
+#[derive(Debug, Clone)]
+pub struct PlannedTensor {
+    /// Name in the output (renumbered when layers were removed).
+    pub name: String,
+    /// Name in A (and B).
+    pub source: String,
+    pub shape: Vec<usize>,
+    /// The edit applied, or None for an unchanged copy of A.
+    pub edit: Option<Edit>,
+}
+
+pub struct EditView<'a> {
+    pub a: &'a Checkpoint,
+    pub b: Option<&'a Checkpoint>,
+    pub plan: EditPlan,
+    tensors: Vec<PlannedTensor>,
+}
+
+/// Check that B has exactly A's tensor names, shapes (and so architecture); the error lists where
+/// they differ (first few of each kind).
+pub fn check_same_architecture(a: &Checkpoint, b: &Checkpoint) -> Result<()> {
+    let mut problems = Vec::new();
+    for t in a.tensors() {
+        match b.get(&t.name) {
+            None => problems.push(format!("{} is in A but not in B", t.name)),
+            Some(u) if u.shape != t.shape => problems.push(format!("{}: shape {:?} in A, {:?} in B", t.name, t.shape, u.shape)),
+            _ => {}
+        }
+    }
+    for u in b.tensors() {
+        if a.get(&u.name).is_none() {
+            problems.push(format!("{} is in B but not in A", u.name));
+        }
+    }
+    if let (Some(ca), Some(cb)) = (&a.config, &b.config) {
+        if ca.num_layers != cb.num_layers || ca.hidden_size != cb.hidden_size || ca.num_heads != cb.num_heads {
+            problems.push(format!(
+                "config: A has {} layers/hidden {}/{} heads, B has {}/{}/{}",
+                ca.num_layers, ca.hidden_size, ca.num_heads, cb.num_layers, cb.hidden_size, cb.num_heads
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let n = problems.len();
+    problems.truncate(8);
+    Err(Error::invalid(
+        &b.path,
+        format!(
+            "B does not match A ({}): {} difference(s): {}{}",
+            a.path.display(),
+            n,
+            problems.join("; "),
+            if n > 8 { "; …" } else { "" }
+        ),
+    ))
+}
+
+impl<'a> EditView<'a> {
+    /// Resolve `plan` against A (and B): every rule must match something, B must match A where
+    /// B is needed, removed layers must exist.
+    pub fn new(a: &'a Checkpoint, b: Option<&'a Checkpoint>, plan: EditPlan) -> Result<EditView<'a>> {
+        let needs_b = plan.rules.iter().any(|r| r.edit.needs_b());
+        match b {
+            Some(b) => check_same_architecture(a, b)?,
+            None if needs_b => return Err(Error::Selector("taking or mixing from B needs a checkpoint B".into())),
+            None => {}
+        }
+        let names: Vec<&str> = a.tensors().iter().map(|t| t.name.as_str()).collect();
+        let mut edits: Vec<Option<Edit>> = vec![None; names.len()];
+        for rule in &plan.rules {
+            let chosen: BTreeSet<&str> = rule.parsed.select(names.iter().copied())?.into_iter().collect();
+            for (i, n) in names.iter().enumerate() {
+                if chosen.contains(n) {
+                    edits[i] = Some(rule.edit.clone());
+                }
+            }
+        }
+        let num_layers = a.config.as_ref().map(|c| c.num_layers).unwrap_or_else(|| {
+            a.tensors().iter().filter_map(|t| parse_name(&t.name).layer).max().map_or(0, |l| l + 1)
+        });
+        if let Some(&bad) = plan.remove_layers.iter().find(|&&l| l >= num_layers) {
+            return Err(Error::Selector(format!("cannot remove layer {bad}: the model has layers 0..{num_layers}")));
+        }
+        if plan.remove_layers.len() == num_layers && num_layers > 0 {
+            return Err(Error::Selector("removing every layer leaves no model".into()));
+        }
+        let mut tensors = Vec::new();
+        for (t, edit) in a.tensors().iter().zip(edits) {
+            let layer = parse_name(&t.name).layer;
+            if layer.is_some_and(|l| plan.remove_layers.contains(&l)) {
+                continue;
+            }
+            let name = match layer {
+                Some(l) => renumber(&t.name, l, l - plan.remove_layers.range(..l).count()),
+                None => t.name.clone(),
+            };
+            tensors.push(PlannedTensor { name, source: t.name.clone(), shape: t.shape.clone(), edit });
+        }
+        tensors.sort_by(|x, y| natural_cmp(&x.name, &y.name));
+        Ok(EditView { a, b, plan, tensors })
+    }
+
+    pub fn tensors(&self) -> &[PlannedTensor] {
+        &self.tensors
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PlannedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Number of layers of the edited model.
+    pub fn num_layers(&self) -> Option<usize> {
+        self.a.config.as_ref().map(|c| c.num_layers - self.plan.remove_layers.len())
+    }
+
+    /// The dtype a tensor is stored in when written without an explicit one: the source's where
+    /// it can be written as-is (B's for a plain take, so take-everything reproduces B), else f32.
+    pub fn natural_dtype(&self, t: &PlannedTensor) -> DType {
+        let src = match (&t.edit, self.b) {
+            (Some(Edit::TakeB), Some(b)) => b.tensor(&t.source).map(|x| x.dtype),
+            _ => self.a.tensor(&t.source).map(|x| x.dtype),
+        }
+        .unwrap_or(DType::F32);
+        if src.is_quantized() {
+            DType::F32
+        } else {
+            src
+        }
+    }
+
+    /// Output specs in output order, each in `dtype` or its natural dtype.
+    pub fn specs(&self, dtype: Option<DType>) -> Vec<TensorSpec> {
+        self.tensors
+            .iter()
+            .map(|t| TensorSpec { name: t.name.clone(), dtype: dtype.unwrap_or_else(|| self.natural_dtype(t)), shape: t.shape.clone() })
+            .collect()
+    }
+
+    fn sources(&self, t: &PlannedTensor) -> Result<(&TensorInfo, Option<&TensorInfo>)> {
+        let a = self.a.tensor(&t.source)?;
+        let b = match (&t.edit, self.b) {
+            (Some(e), Some(b)) if e.needs_b() => Some(b.tensor(&t.source)?),
+            _ => None,
+        };
+        Ok((a, b))
+    }
+
+    /// Alignment of chunk starts for `read_f32_into` (see `Checkpoint::granule`).
+    pub fn granule(&self, t: &PlannedTensor) -> Result<usize> {
+        let (a, b) = self.sources(t)?;
+        let ga = self.a.granule(a);
+        Ok(match (b, self.b) {
+            (Some(b), Some(ck)) => lcm(ga, ck.granule(b)),
+            _ => ga,
+        })
+    }
+
+    /// Elements `start .. start + out.len()` of the edited tensor, as f32.
+    pub fn read_f32_into(&self, t: &PlannedTensor, start: usize, out: &mut [f32]) -> Result<()> {
+        let (a, b) = self.sources(t)?;
+        match &t.edit {
+            None => self.a.read_f32_into(a, start, out),
+            Some(Edit::TakeB) => self.b.expect("checked in new").read_f32_into(b.expect("needs_b"), start, out),
+            Some(Edit::Mix { alpha }) => {
+                self.a.read_f32_into(a, start, out)?;
+                let mut other = vec![0f32; out.len()];
+                self.b.expect("checked in new").read_f32_into(b.expect("needs_b"), start, &mut other)?;
+                for (x, y) in out.iter_mut().zip(&other) {
+                    *x = (alpha * *x as f64 + (1.0 - alpha) * *y as f64) as f32;
+                }
+                Ok(())
+            }
+            Some(Edit::Zero) => {
+                out.fill(0.0);
+                Ok(())
+            }
+            Some(Edit::Reinit { mean, std, seed }) => {
+                let key = splitmix64(*seed ^ fnv1a(&t.source));
+                for (i, x) in out.iter_mut().enumerate() {
+                    *x = (mean + std * standard_normal(key, (start + i) as u64)) as f32;
+                }
+                Ok(())
+            }
+            Some(Edit::Scale { factor }) => {
+                self.a.read_f32_into(a, start, out)?;
+                out.iter_mut().for_each(|x| *x = (*x as f64 * factor) as f32);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stream the edited tensor into `w` as `dtype`. Unchanged copies and plain takes in the
+    /// stored dtype are byte copies, so identity plans reproduce their source bit for bit.
+    pub fn write_tensor(&self, t: &PlannedTensor, dtype: DType, w: &mut dyn Write) -> Result<()> {
+        let (a, b) = self.sources(t)?;
+        let raw = match &t.edit {
+            None => self.a.raw_bytes(a).filter(|_| a.dtype == dtype),
+            Some(Edit::TakeB) => {
+                let (ck, info) = (self.b.expect("checked in new"), b.expect("needs_b"));
+                ck.raw_bytes(info).filter(|_| info.dtype == dtype)
+            }
+            _ => None,
+        };
+        let io = |e| Error::io(&self.a.path, e);
+        if let Some(raw) = raw {
+            return w.write_all(raw).map_err(io);
+        }
+        let g = self.granule(t)?;
+        let n: usize = t.shape.iter().product();
+        let step = ((1 << 20) / g).max(1) * g;
+        let mut buf = vec![0f32; step.min(n)];
+        let mut bytes = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = step.min(n - start);
+            self.read_f32_into(t, start, &mut buf[..len])?;
+            bytes.clear();
+            dtype::from_f32(dtype, &buf[..len], &mut bytes);
+            w.write_all(&bytes).map_err(io)?;
+            start += len;
+        }
+        Ok(())
+    }
+
+    /// A's config.json with the layer count (and per-layer lists such as transformers 5.x's
+    /// `layer_types`) adjusted for removed layers.
+    pub fn config_json(&self) -> Result<Option<serde_json::Value>> {
+        if self.plan.remove_layers.is_empty() {
+            return Ok(None);
+        }
+        let path = self.a.path.join("config.json");
+        let mut cfg: serde_json::Value = if path.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::invalid(&path, format!("invalid JSON: {e}")))?
+        } else {
+            match &self.a.config {
+                Some(c) => c.to_hf_json(),
+                None => return Ok(None),
+            }
+        };
+        let old = cfg["num_hidden_layers"].as_u64().unwrap_or(0) as usize;
+        cfg["num_hidden_layers"] = (old - self.plan.remove_layers.len()).into();
+        if let Some(obj) = cfg.as_object_mut() {
+            for v in obj.values_mut() {
+                if let Some(list) = v.as_array_mut().filter(|l| l.len() == old) {
+                    let kept: Vec<_> =
+                        list.drain(..).enumerate().filter(|(i, _)| !self.plan.remove_layers.contains(i)).map(|(_, x)| x).collect();
+                    *list = kept;
+                }
+            }
+        }
+        Ok(Some(cfg))
+    }
+}
+
+/// `model.layers.12.mlp...` -> `model.layers.10.mlp...` (only the layer index component).
+fn renumber(name: &str, from: usize, to: usize) -> String {
+    let needle = format!("layers.{from}.");
+    match name.find(&needle) {
+        Some(i) => format!("{}layers.{to}.{}", &name[..i], &name[i + needle.len()..]),
+        None => name.to_string(),
+    }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    a / gcd(a, b) * b
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A standard normal sample that depends only on (key, index): Box–Muller on two uniforms drawn
+/// from one 64-bit hash.
+fn standard_normal(key: u64, index: u64) -> f64 {
+    let h = splitmix64(key ^ splitmix64(index));
+    let u1 = ((h >> 32) as f64 + 0.5) / 4_294_967_296.0; // (0, 1): never log(0)
+    let u2 = ((h & 0xffff_ffff) as f64) / 4_294_967_296.0;
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renumbering_touches_only_the_layer_index() {
+        assert_eq!(renumber("model.layers.12.mlp.up_proj.weight", 12, 10), "model.layers.10.mlp.up_proj.weight");
+        assert_eq!(renumber("model.layers.1.self_attn.o_proj.weight", 1, 0), "model.layers.0.self_attn.o_proj.weight");
+    }
+
+    #[test]
+    fn counter_based_normals_have_unit_moments() {
+        let n = 200_000;
+        let xs: Vec<f64> = (0..n).map(|i| standard_normal(42, i)).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.01, "{mean}");
+        assert!((var - 1.0).abs() < 0.01, "{var}");
+        assert_eq!(standard_normal(42, 7), standard_normal(42, 7));
+        assert_ne!(standard_normal(42, 7), standard_normal(43, 7));
+    }
+}
