@@ -3,6 +3,7 @@
 //! All real work lives in the library crates; each subcommand is a thin file in `cmd/`.
 
 mod cmd;
+mod output;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -24,13 +25,25 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Rewrite a checkpoint (HF, safetensors, GGUF) as a Hugging Face safetensors directory.
     Convert(cmd::convert::Args),
+    /// Merge stethoscope: A with chosen modules taken from (or mixed with) B, written as a checkpoint.
+    Merge(cmd::merge::Args),
+    /// Destruction stethoscope: zero, re-initialise, scale or remove modules/layers of A.
+    Destroy(cmd::destroy::Args),
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`sfn inspect M | head`) like other Unix tools, instead of
+    // Rust's default of ignoring SIGPIPE and panicking on the failed write.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
+        Command::Destroy(args) => cmd::destroy::run(args),
     };
     if let Err(err) = result {
         // One line: the outermost context first, then each cause.

@@ -1,3 +1,5 @@
 //! One file per subcommand: its clap `Args` and a `run(args) -> anyhow::Result<()>`.
 pub mod convert;
+pub mod destroy;
 pub mod inspect;
+pub mod merge;

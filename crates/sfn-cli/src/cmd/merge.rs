@@ -1,0 +1,45 @@
+//! `sfn merge A B --take SEL [--alpha X] [--layers R] -o OUT`: A with the selected modules taken
+//! from B (or mixed, alpha·A + (1−alpha)·B), written as a Hugging Face checkpoint.
+
+use crate::output::{write_view, OutputArgs};
+use anyhow::{Context, Result};
+use sfn_checkpoint::edit::{Edit, EditPlan, EditView, Rule};
+use sfn_checkpoint::selector::Selector;
+use sfn_checkpoint::Checkpoint;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Base checkpoint A (everything not taken comes from here).
+    a: PathBuf,
+    /// Checkpoint B, same architecture as A.
+    b: PathBuf,
+    /// Modules to take from B, as a selector (`o_proj`, `qkv`, `layers[5..30].mlp`, ...).
+    #[arg(long)]
+    take: String,
+    /// Mix instead of take: alpha·A + (1 − alpha)·B for the selected modules (0 = B, 1 = A).
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Restrict every selector term to these layers (`5..30`, `0..=3,10`).
+    #[arg(long)]
+    layers: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let a = Checkpoint::open(&args.a).with_context(|| format!("cannot open A {}", args.a.display()))?;
+    let b = Checkpoint::open(&args.b).with_context(|| format!("cannot open B {}", args.b.display()))?;
+    let mut selector = Selector::parse(&args.take)?;
+    if let Some(layers) = &args.layers {
+        selector = selector.with_layers(layers)?;
+    }
+    let edit = match args.alpha {
+        None => Edit::TakeB,
+        Some(alpha) if (0.0..=1.0).contains(&alpha) => Edit::Mix { alpha },
+        Some(alpha) => anyhow::bail!("--alpha {alpha}: must lie in [0, 1]"),
+    };
+    let plan = EditPlan { rules: vec![Rule::new(selector, edit)], ..Default::default() };
+    let view = EditView::new(&a, Some(&b), plan)?;
+    write_view(&view, &args.output, "Merged checkpoint")
+}
