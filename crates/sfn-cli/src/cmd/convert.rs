@@ -4,7 +4,7 @@
 
 use crate::output::OutputArgs;
 use crate::progress::bytes_bar;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sfn_checkpoint::writer::{write_checkpoint, write_tensor_as, TensorSpec};
 use sfn_checkpoint::{Checkpoint, DType};
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let ck = Checkpoint::open(&args.model).with_context(|| format!("cannot open {}", args.model.display()))?;
+    let ck = Checkpoint::open(&args.model)?;
     let forced = args.output.dtype()?;
     let specs: Vec<TensorSpec> = ck
         .tensors()

@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = Checkpoint::open(&args.a).with_context(|| format!("cannot open {}", args.a.display()))?;
+    let a = Checkpoint::open(&args.a)?;
     let plan = match args.method {
         Method::Remove => {
             if args.select.as_deref().is_some_and(|s| s != "all") {

@@ -1,6 +1,6 @@
 //! `sfn inspect MODEL [--select SEL] [--json]`: what a checkpoint is and where its parameters are.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::summary::{human_bytes, human_count, Summary};
 use sfn_checkpoint::taxonomy::ModuleKind;
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let ck = Checkpoint::open(&args.model).with_context(|| format!("cannot open {}", args.model.display()))?;
+    let ck = Checkpoint::open(&args.model)?;
     let summary = Summary::of(&ck);
     let selection = match &args.select {
         Some(sel) => {

@@ -28,8 +28,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = Checkpoint::open(&args.a).with_context(|| format!("cannot open A {}", args.a.display()))?;
-    let b = Checkpoint::open(&args.b).with_context(|| format!("cannot open B {}", args.b.display()))?;
+    let a = Checkpoint::open(&args.a).context("A")?;
+    let b = Checkpoint::open(&args.b).context("B")?;
     let mut selector = Selector::parse(&args.take)?;
     if let Some(layers) = &args.layers {
         selector = selector.with_layers(layers)?;
