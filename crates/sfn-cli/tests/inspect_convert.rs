@@ -137,3 +137,24 @@ fn convert_refuses_to_write_over_its_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dtype int4"));
     assert!(!tmp.path().join("x").exists());
 }
+
+#[test]
+fn help_works_for_the_binary_and_every_subcommand() {
+    let out = sfn(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let subcommands: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(subcommands.contains(&"inspect") && subcommands.len() >= 4, "{text}");
+    for c in subcommands {
+        let out = sfn(&[c, "--help"]);
+        assert!(out.status.success(), "sfn {c} --help");
+        assert!(String::from_utf8(out.stdout).unwrap().contains("Usage: sfn"), "sfn {c} --help");
+    }
+}
