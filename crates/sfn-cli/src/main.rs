@@ -29,6 +29,8 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Destruction stethoscope: zero, re-initialise, scale or remove modules/layers of A.
     Destroy(cmd::destroy::Args),
+    /// Grade recorded outputs on a task file: answers, accuracy with a 95% CI, output levels I-IV.
+    Eval(cmd::eval::Args),
 }
 
 fn main() {
@@ -44,6 +46,7 @@ fn main() {
         Command::Convert(args) => cmd::convert::run(args),
         Command::Merge(args) => cmd::merge::run(args),
         Command::Destroy(args) => cmd::destroy::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     };
     if let Err(err) = result {
         // One line: the outermost context first, then each cause.

@@ -1,0 +1,38 @@
+//! `sfn-eval`: everything about evaluating a language model except running it.
+//!
+//! - [`task`]: task files (JSONL, auto-detected or mapped field names) and [`synth`] generators;
+//! - [`prompt`]: "generate" (raw text) and "chat" (messages) prompts, suffixes, few-shot examples;
+//! - [`decode`]: decoding settings (data for the runtime: sampling, n, stop strings, budget forcing);
+//! - [`generate`]: the [`Generator`] trait a runtime implements, and [`ReplayGenerator`] for
+//!   grading recorded outputs;
+//! - [`answer`]: answer extraction, normalisation and comparison;
+//! - [`judge`]: the I-IV output-level judge and manual overrides;
+//! - [`metrics`]: accuracy with a bootstrap interval, pass@k, maj@k;
+//! - [`results`] and [`run`]: the resumable results directory and the run loop with its summary.
+//!
+//! No model runs here: text generation and the reference-model loss come from a runtime crate
+//! through [`Generator`] and [`ReferenceScorer`].
+
+pub mod answer;
+pub mod decode;
+pub mod error;
+pub mod generate;
+pub mod io;
+pub mod judge;
+pub mod metrics;
+pub mod prompt;
+pub mod results;
+mod rng;
+pub mod run;
+pub mod synth;
+pub mod task;
+
+pub use answer::{answers_match, extract_answer, grade, normalize_answer, AnswerSource, Extracted, Grade};
+pub use decode::{BudgetForcing, DecodeSettings, Sampling};
+pub use error::{EvalError, GenerateError, Result};
+pub use generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
+pub use judge::{JudgeConfig, Level, Overrides, Signals, Verdict};
+pub use prompt::{FewShot, Message, Prompt, PromptBody, PromptConfig, PromptMode, Role};
+pub use results::{ResultsDir, ResumeReport, SampleRecord};
+pub use run::{evaluate, grade_recorded, summarize, EvalConfig, GradeJob, GradeOutcome, Progress, RunInfo, Summary};
+pub use task::{FieldMap, LoadOptions, Task, TaskKind, TaskSet};

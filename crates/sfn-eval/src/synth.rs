@@ -1,0 +1,259 @@
+//! Built-in, seeded task generators, so an evaluation needs no downloaded data set:
+//! - multi-step arithmetic word problems with a verified integer answer; `depth` is the number of
+//!   steps after the starting amount, `size` the largest operand. Every intermediate amount stays a
+//!   non-negative integer (subtractions never go below zero, divisions are exact), so the answer is
+//!   unambiguous and the chain of steps is the reasoning a model has to do.
+//! - open conversation prompts (letters, advice, explanations) from templates x topics.
+//!
+//! The same (count, depth, size, seed) always gives the same tasks: the generator draws only from
+//! [`SplitMix64`], whose stream is fixed.
+
+use crate::error::{EvalError, Result};
+use crate::rng::SplitMix64;
+use crate::task::{Task, TaskKind};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArithmeticSpec {
+    pub count: usize,
+    /// Steps after the starting amount (1..=20).
+    pub depth: usize,
+    /// Largest operand (2..=1_000_000).
+    pub size: u64,
+    pub seed: u64,
+}
+
+const NAMES: [(&str, &str); 10] = [
+    ("Mia", "she"),
+    ("Leo", "he"),
+    ("Ava", "she"),
+    ("Noah", "he"),
+    ("Zara", "she"),
+    ("Omar", "he"),
+    ("Lena", "she"),
+    ("Ravi", "he"),
+    ("Ines", "she"),
+    ("Tom", "he"),
+];
+const ITEMS: [&str; 10] =
+    ["apples", "marbles", "stickers", "books", "coins", "pencils", "cookies", "stamps", "shells", "cards"];
+
+/// Generate `spec.count` arithmetic word problems. Ids are `arith-{seed}-{i}`.
+pub fn arithmetic_tasks(spec: &ArithmeticSpec) -> Result<Vec<Task>> {
+    if !(1..=20).contains(&spec.depth) {
+        return Err(EvalError::InvalidSettings(format!("arithmetic depth {} must be 1..=20", spec.depth)));
+    }
+    if !(2..=1_000_000).contains(&spec.size) {
+        return Err(EvalError::InvalidSettings(format!("arithmetic size {} must be 2..=1000000", spec.size)));
+    }
+    let mut rng = SplitMix64::new(spec.seed);
+    Ok((0..spec.count)
+        .map(|i| {
+            let (prompt, answer) = arithmetic_problem(&mut rng, spec.depth, spec.size);
+            Task {
+                id: format!("arith-{}-{i:04}", spec.seed),
+                prompt,
+                answer: Some(answer.to_string()),
+                kind: TaskKind::Reasoning,
+            }
+        })
+        .collect())
+}
+
+/// One problem: returns (text, answer). Amounts are kept below `cap` so that multiplications
+/// cannot overflow and numbers stay readable.
+// `%` rather than `is_multiple_of`: the project builds with Rust 1.80+, which lacks it.
+#[allow(clippy::manual_is_multiple_of)]
+fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String, u64) {
+    let &(name, he) = rng.pick(&NAMES);
+    let item = *rng.pick(&ITEMS);
+    let cap = size.saturating_mul(size).max(100);
+    let small = size.clamp(2, 12); // group counts and factors read better small
+    let mut v = rng.range(2, size);
+    let mut sentences = vec![format!("{name} has {v} {item}.")];
+    let cap_he = capitalise(he);
+    for _ in 0..depth {
+        // Try operations in a random order until one keeps the amount valid (>= 0, exact, < cap).
+        loop {
+            match rng.below(6) {
+                0 => {
+                    let k = rng.range(1, size);
+                    if v + k > cap {
+                        continue;
+                    }
+                    v += k;
+                    sentences.push(format!("{cap_he} finds {k} more {item}."));
+                }
+                1 if v >= 1 => {
+                    let k = rng.range(1, v.min(size));
+                    v -= k;
+                    sentences.push(format!("{cap_he} gives {k} {item} to a friend."));
+                }
+                2 => {
+                    let (a, b) = (rng.range(2, small), rng.range(2, size));
+                    if v + a * b > cap {
+                        continue;
+                    }
+                    v += a * b;
+                    sentences.push(format!("{cap_he} buys {a} bags with {b} {item} in each bag."));
+                }
+                3 => {
+                    let f = rng.range(2, 3);
+                    if v * f > cap {
+                        continue;
+                    }
+                    v *= f;
+                    let word = if f == 2 { "doubles" } else { "triples" };
+                    sentences.push(format!("A neighbour's gift {word} the number of {item} {he} has."));
+                }
+                4 if v >= 2 => {
+                    let divisors: Vec<u64> = (2..=small.min(v)).filter(|d| v % d == 0).collect();
+                    if divisors.is_empty() {
+                        continue;
+                    }
+                    let d = *rng.pick(&divisors);
+                    v /= d;
+                    sentences
+                        .push(format!("{cap_he} shares the {item} equally among {d} boxes and keeps only one box."));
+                }
+                5 if v >= 1 => {
+                    let (a, b) = (rng.range(2, small), rng.range(1, size));
+                    if a * b > v {
+                        continue;
+                    }
+                    v -= a * b;
+                    sentences.push(format!("{cap_he} sells {a} packs of {b} {item} each."));
+                }
+                _ => continue,
+            }
+            break;
+        }
+    }
+    sentences.push(format!("How many {item} does {name} have now?"));
+    (sentences.join(" "), v)
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ConversationSpec {
+    pub count: usize,
+    pub seed: u64,
+}
+
+const TEMPLATES: [&str; 8] = [
+    "Write a short letter to a friend about {t}.",
+    "What are three practical tips for {a}?",
+    "Explain to a ten-year-old why {p}.",
+    "Describe a perfect weekend that involves {t}.",
+    "I feel nervous about {a}. Can you give me some advice?",
+    "Write a short poem about {t}.",
+    "What should I keep in mind when {a}?",
+    "Tell me an interesting fact about {t} and why it matters.",
+];
+const TOPICS: [&str; 10] = [
+    "autumn in the mountains",
+    "a rainy day in the city",
+    "learning to play the guitar",
+    "an old bicycle",
+    "the night sky",
+    "a small bakery",
+    "gardening on a balcony",
+    "a long train journey",
+    "the ocean",
+    "a cat that visits every morning",
+];
+const ACTIVITIES: [&str; 8] = [
+    "starting a new job",
+    "cooking for a large family dinner",
+    "running a first marathon",
+    "moving to a new country",
+    "giving a speech at a wedding",
+    "learning a new language",
+    "keeping a small garden alive",
+    "travelling alone for the first time",
+];
+const PHENOMENA: [&str; 6] = [
+    "the sky is blue",
+    "leaves change colour in autumn",
+    "we have seasons",
+    "ice floats on water",
+    "the moon has phases",
+    "bread rises in the oven",
+];
+
+/// Generate `spec.count` open conversation prompts. Ids are `conv-{seed}-{i}`; no answers.
+pub fn conversation_tasks(spec: &ConversationSpec) -> Vec<Task> {
+    let mut rng = SplitMix64::new(spec.seed);
+    (0..spec.count)
+        .map(|i| {
+            let template = *rng.pick(&TEMPLATES);
+            // All three are drawn for every prompt so the stream does not depend on the template.
+            let (&topic, &activity, &phenomenon) = (rng.pick(&TOPICS), rng.pick(&ACTIVITIES), rng.pick(&PHENOMENA));
+            let prompt = template.replace("{t}", topic).replace("{a}", activity).replace("{p}", phenomenon);
+            Task { id: format!("conv-{}-{i:04}", spec.seed), prompt, answer: None, kind: TaskKind::Conversation }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+
+    /// Re-derive the answer from the text alone: the generator's sentences are the only input.
+    fn solve(text: &str) -> u64 {
+        let num = |s: &str| s.parse::<u64>().unwrap();
+        let start = Regex::new(r"^\w+ has (\d+) ").unwrap();
+        let mut v = num(&start.captures(text).unwrap()[1]);
+        let step = Regex::new(r"finds (\d+) more|gives (\d+) |buys (\d+) bags with (\d+)|(doubles|triples)|among (\d+) boxes|sells (\d+) packs of (\d+)").unwrap();
+        for c in step.captures_iter(text) {
+            if let Some(k) = c.get(1) {
+                v += num(k.as_str());
+            } else if let Some(k) = c.get(2) {
+                v -= num(k.as_str());
+            } else if let (Some(a), Some(b)) = (c.get(3), c.get(4)) {
+                v += num(a.as_str()) * num(b.as_str());
+            } else if let Some(w) = c.get(5) {
+                v *= if w.as_str() == "doubles" { 2 } else { 3 };
+            } else if let Some(d) = c.get(6) {
+                assert_eq!(v % num(d.as_str()), 0, "inexact division in {text}");
+                v /= num(d.as_str());
+            } else if let (Some(a), Some(b)) = (c.get(7), c.get(8)) {
+                v -= num(a.as_str()) * num(b.as_str());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn arithmetic_answers_are_verified_by_an_independent_solver() {
+        for (depth, size) in [(1, 10), (3, 20), (6, 50), (12, 9)] {
+            let tasks = arithmetic_tasks(&ArithmeticSpec { count: 200, depth, size, seed: 11 }).unwrap();
+            for t in &tasks {
+                assert_eq!(solve(&t.prompt).to_string(), *t.answer.as_ref().unwrap(), "{}", t.prompt);
+                // one sentence per step, plus the start and the question
+                assert_eq!(t.prompt.matches(". ").count() + 1, depth + 2, "{}", t.prompt);
+            }
+        }
+    }
+
+    #[test]
+    fn generators_are_deterministic_per_seed() {
+        let spec = ArithmeticSpec { count: 20, depth: 4, size: 30, seed: 5 };
+        assert_eq!(arithmetic_tasks(&spec).unwrap(), arithmetic_tasks(&spec).unwrap());
+        let other = arithmetic_tasks(&ArithmeticSpec { seed: 6, ..spec }).unwrap();
+        assert_ne!(arithmetic_tasks(&ArithmeticSpec { count: 20, depth: 4, size: 30, seed: 5 }).unwrap(), other);
+        let c = ConversationSpec { count: 30, seed: 2 };
+        assert_eq!(conversation_tasks(&c), conversation_tasks(&c));
+        assert!(conversation_tasks(&c).iter().all(|t| t.answer.is_none() && !t.prompt.contains('{')));
+    }
+
+    #[test]
+    fn bad_specs_are_errors_not_panics() {
+        assert!(arithmetic_tasks(&ArithmeticSpec { count: 1, depth: 0, size: 10, seed: 0 }).is_err());
+        assert!(arithmetic_tasks(&ArithmeticSpec { count: 1, depth: 2, size: 1, seed: 0 }).is_err());
+    }
+}
