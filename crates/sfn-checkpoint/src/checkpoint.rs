@@ -223,6 +223,19 @@ impl Checkpoint {
         t.rope_permuted_heads.is_none().then(|| &self.files[t.file].map[t.start..t.end])
     }
 
+    /// Write `t`'s stored bytes to `w` in pieces, releasing each after it is written, so copying a
+    /// multi-GB tensor keeps RSS small. Returns false (writing nothing) when the stored bytes are not
+    /// in Hugging Face layout (see `raw_bytes`).
+    pub fn copy_raw(&self, t: &TensorInfo, w: &mut dyn std::io::Write) -> Result<bool> {
+        const PIECE: usize = 16 << 20;
+        let Some(raw) = self.raw_bytes(t) else { return Ok(false) };
+        for (i, piece) in raw.chunks(PIECE).enumerate() {
+            w.write_all(piece).map_err(|e| Error::io(self.file_of(t), e))?;
+            self.release_range(t.file, t.start + i * PIECE, piece.len());
+        }
+        Ok(true)
+    }
+
     /// Alignment (in elements) that chunk starts and lengths passed to `read_f32_into` must have:
     /// a quantization block, or a whole row where rows are permuted.
     pub fn granule(&self, t: &TensorInfo) -> usize {
@@ -249,7 +262,12 @@ impl Checkpoint {
             &data[b0..b0 + n / t.dtype.block_elems() * t.dtype.block_bytes()]
         };
         match t.rope_permuted_heads {
-            None => dtype::to_f32(t.dtype, bytes_of(start, out.len()), out),
+            None => {
+                let bytes = bytes_of(start, out.len());
+                dtype::to_f32(t.dtype, bytes, out);
+                let offset = t.start + (bytes.as_ptr() as usize - data.as_ptr() as usize);
+                self.release_range(t.file, offset, bytes.len());
+            }
             Some(heads) => {
                 let row_len = t.row_len();
                 let rows = t.shape[0];
@@ -259,9 +277,30 @@ impl Checkpoint {
                     let src = stored_row(row, head_dim);
                     dtype::to_f32(t.dtype, bytes_of(src * row_len, row_len), dst);
                 }
+                // Rows come from anywhere in the tensor: release it whole once its end is read.
+                if end == t.numel() {
+                    self.release(t);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Drop `t`'s pages from this process's resident set after they have been read (they stay in
+    /// the OS page cache). Readers that stream a model larger than memory call this — or get it
+    /// from `read_f32_into` — so peak RSS stays at a few chunks instead of the whole mapping.
+    pub fn release(&self, t: &TensorInfo) {
+        self.release_range(t.file, t.start, t.nbytes());
+    }
+
+    fn release_range(&self, file: usize, offset: usize, len: usize) {
+        #[cfg(unix)]
+        if len > 0 {
+            // SAFETY: the mapping is read-only and file-backed (MAP_SHARED), so MADV_DONTNEED only
+            // unmaps pages: a later access, even a concurrent one, faults them in again from the
+            // page cache with the same content. It is a hint; failure changes nothing but memory use.
+            let _ = unsafe { self.files[file].map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+        }
     }
 
     /// The whole tensor as f32 (use `for_each_f32_chunk` for large tensors).

@@ -259,18 +259,15 @@ impl<'a> EditView<'a> {
     /// stored dtype are byte copies, so identity plans reproduce their source bit for bit.
     pub fn write_tensor(&self, t: &PlannedTensor, dtype: DType, w: &mut dyn Write) -> Result<()> {
         let (a, b) = self.sources(t)?;
-        let raw = match &t.edit {
-            None => self.a.raw_bytes(a).filter(|_| a.dtype == dtype),
-            Some(Edit::TakeB) => {
-                let (ck, info) = (self.b.expect("checked in new"), b.expect("needs_b"));
-                ck.raw_bytes(info).filter(|_| info.dtype == dtype)
-            }
-            _ => None,
+        let (ck, info) = match &t.edit {
+            None => (self.a, a),
+            Some(Edit::TakeB) => (self.b.expect("checked in new"), b.expect("needs_b")),
+            _ => (self.a, a),
         };
-        let io = |e| Error::io(&self.a.path, e);
-        if let Some(raw) = raw {
-            return w.write_all(raw).map_err(io);
+        if matches!(t.edit, None | Some(Edit::TakeB)) && info.dtype == dtype && ck.copy_raw(info, w)? {
+            return Ok(());
         }
+        let io = |e| Error::io(&self.a.path, e);
         let g = self.granule(t)?;
         let n: usize = t.shape.iter().product();
         let step = ((1 << 20) / g).max(1) * g;

@@ -21,6 +21,9 @@ pub struct OutputArgs {
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
+    /// fsync the output before renaming it into place (survives power loss; slower).
+    #[arg(long)]
+    pub sync: bool,
 }
 
 impl OutputArgs {
@@ -49,6 +52,7 @@ impl OutputArgs {
             },
             inputs: protected,
             overwrite: self.force,
+            sync: self.sync,
             ..Default::default()
         })
     }
