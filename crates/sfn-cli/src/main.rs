@@ -25,6 +25,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Rewrite a checkpoint (HF, safetensors, GGUF) as a Hugging Face safetensors directory.
     Convert(cmd::convert::Args),
+    /// Delta stethoscope: which modules changed from A to B (norms, histograms, bimodality, figures).
+    Delta(cmd::delta::Args),
     /// Merge stethoscope: A with chosen modules taken from (or mixed with) B, written as a checkpoint.
     Merge(cmd::merge::Args),
     /// Destruction stethoscope: zero, re-initialise, scale or remove modules/layers of A.
@@ -44,6 +46,7 @@ fn main() {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
+        Command::Delta(args) => cmd::delta::run(args),
         Command::Merge(args) => cmd::merge::run(args),
         Command::Destroy(args) => cmd::destroy::run(args),
         Command::Eval(args) => cmd::eval::run(args),

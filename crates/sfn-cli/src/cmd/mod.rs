@@ -1,5 +1,6 @@
 //! One file per subcommand: its clap `Args` and a `run(args) -> anyhow::Result<()>`.
 pub mod convert;
+pub mod delta;
 pub mod destroy;
 pub mod eval;
 pub mod inspect;

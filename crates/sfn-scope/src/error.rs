@@ -1,0 +1,34 @@
+//! The error type of sfn-scope. Messages are one line and name the tensor, file or option they
+//! are about, so the CLI can print them as they are.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Opening or reading a checkpoint, or a selector, failed.
+    #[error(transparent)]
+    Checkpoint(#[from] sfn_checkpoint::Error),
+    /// A/B do not hold the same tensors with the same shapes, and the caller asked for strictness.
+    #[error("{0}")]
+    Mismatch(String),
+    /// An option outside what the stethoscope supports.
+    #[error("{0}")]
+    Options(String),
+    /// Writing a result file failed.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// An output location that would damage an input.
+    #[error("{}: {msg}", path.display())]
+    Output { path: PathBuf, msg: String },
+    /// Drawing a figure failed.
+    #[error("figure {}: {msg}", path.display())]
+    Figure { path: PathBuf, msg: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), source }
+    }
+}
