@@ -33,6 +33,10 @@ enum Command {
     Destroy(cmd::destroy::Args),
     /// Grade recorded outputs on a task file: answers, accuracy with a 95% CI, output levels I-IV.
     Eval(cmd::eval::Args),
+    /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
+    Generate(cmd::generate::Args),
+    /// Run one forward pass and save logits and chosen hook points (resid_post, attn_out, ...) as safetensors.
+    Trace(cmd::trace::Args),
 }
 
 fn main() {
@@ -50,6 +54,8 @@ fn main() {
         Command::Merge(args) => cmd::merge::run(args),
         Command::Destroy(args) => cmd::destroy::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
+        Command::Trace(args) => cmd::trace::run(args),
     };
     if let Err(err) = result {
         // One line: the outermost context first, then each cause.
