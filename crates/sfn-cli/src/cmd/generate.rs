@@ -1,0 +1,144 @@
+//! `sfn generate MODEL --prompt "…" [--chat] [--max-new N]`: continue one or more prompts with the
+//! model (HF directory or GGUF), streaming the text to stdout as it is produced. Several `--prompt`s
+//! run as one batch and are printed when done. Greedy unless `--temperature` is given; sampling is
+//! seeded. Timing (prefill and decode tokens/s) goes to stderr.
+
+use anyhow::{bail, Context, Result};
+use sfn_checkpoint::Checkpoint;
+use sfn_model::{
+    generate, parse_device, set_threads, Activations, ChatTemplate, GenerateOptions, Hooks, LoadOptions, Message, Model,
+    Sampling, Tokenizer,
+};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory (with tokenizer.json) or .gguf file.
+    model: PathBuf,
+    /// Prompt text; repeat for a batch.
+    #[arg(long, short = 'p', required = true)]
+    prompt: Vec<String>,
+    /// Wrap each prompt as a user message in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// With --chat: a system message first.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate per prompt.
+    #[arg(long, default_value_t = 256)]
+    max_new: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Sample only among the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample only among the most likely tokens whose probabilities sum to p.
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop when the text contains this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Do not stop at the model's end-of-sequence tokens.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Quantized weights meet 8-bit activations (llama.cpp's scheme: faster, less exact).
+    #[arg(long)]
+    q8: bool,
+    /// Widen quantized weights to f32 at load time.
+    #[arg(long, conflicts_with = "q8")]
+    dequantize: bool,
+    /// Print one JSON object per prompt (prompt, text, tokens, stop) instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if let Some(n) = args.threads {
+        set_threads(n)?;
+    }
+    let t_load = Instant::now();
+    let ck = Checkpoint::open(&args.model)?;
+    let opts = LoadOptions {
+        device: parse_device(&args.device)?,
+        dequantize: args.dequantize,
+        activations: if args.q8 { Activations::Q8 } else { Activations::F32 },
+    };
+    let model = Model::load(&ck, &opts).with_context(|| format!("loading {}", args.model.display()))?;
+    let tok = Tokenizer::for_source(&ck)?;
+    let load_s = t_load.elapsed().as_secs_f64();
+
+    let texts: Vec<String> = if args.chat {
+        let chat = ChatTemplate::for_tokenizer(&tok).context("--chat")?;
+        args.prompt
+            .iter()
+            .map(|p| {
+                let mut msgs = Vec::new();
+                if let Some(s) = &args.system {
+                    msgs.push(Message::system(s));
+                }
+                msgs.push(Message::user(p));
+                chat.render(&msgs, true)
+            })
+            .collect::<sfn_model::Result<_>>()?
+    } else {
+        if args.system.is_some() {
+            bail!("--system needs --chat");
+        }
+        args.prompt.clone()
+    };
+    // Chat-rendered text carries its own special tokens; raw prompts get the tokenizer's (BOS).
+    let prompts: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t, !args.chat)).collect::<sfn_model::Result<_>>()?;
+    let gen_opts = GenerateOptions {
+        max_new_tokens: args.max_new,
+        sampling: Sampling { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed },
+        stop_tokens: if args.ignore_eos { vec![] } else { tok.eos_ids().to_vec() },
+        stop_strings: args.stop.clone(),
+        skip_special: true,
+    };
+    let stream = prompts.len() == 1 && !args.json;
+    let mut stdout = std::io::stdout().lock();
+    let t_gen = Instant::now();
+    let mut first_piece: Option<f64> = None;
+    let outs = generate(&model, Some(&tok), &prompts, &gen_opts, &mut Hooks::new(), &mut |_, piece| {
+        first_piece.get_or_insert(t_gen.elapsed().as_secs_f64());
+        if stream {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+    })?;
+    let gen_s = t_gen.elapsed().as_secs_f64();
+    if stream {
+        writeln!(stdout)?;
+    } else if args.json {
+        for (p, g) in args.prompt.iter().zip(&outs) {
+            let v = serde_json::json!({
+                "prompt": p, "text": g.text, "tokens": g.tokens, "stop": format!("{:?}", g.stop),
+            });
+            writeln!(stdout, "{v}")?;
+        }
+    } else {
+        for (i, (p, g)) in args.prompt.iter().zip(&outs).enumerate() {
+            writeln!(stdout, "=== [{i}] {p}\n{}\n", g.text)?;
+        }
+    }
+    let new_tokens: usize = outs.iter().map(|g| g.tokens.len()).sum();
+    let prompt_tokens: usize = prompts.iter().map(Vec::len).sum();
+    eprintln!(
+        "sfn generate: load {load_s:.2}s; {prompt_tokens} prompt + {new_tokens} new tokens in {gen_s:.2}s ({:.1} tok/s overall); stop: {}",
+        new_tokens as f64 / gen_s.max(1e-9),
+        outs.iter().map(|g| format!("{:?}", g.stop)).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}

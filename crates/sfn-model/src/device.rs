@@ -1,0 +1,33 @@
+//! Choosing where the runtime computes: `cpu`, or `cuda` / `cuda:N` when built with the `cuda`
+//! feature; and how many CPU threads it uses (rayon for sfn's kernels, gemm inside candle).
+
+use crate::error::{Error, Result};
+use candle_core::Device;
+
+/// `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let i = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse().map_err(|_| Error::input(format!("device `{s}`: `{n}` is not a GPU index")))?,
+                None => 0,
+            };
+            Device::new_cuda(i).map_err(|e| Error::input(format!("device `{s}`: {e} (sfn-model needs the `cuda` feature for GPUs)")))
+        }
+        other => Err(Error::input(format!("unknown device `{other}` (use cpu, cuda or cuda:N)"))),
+    }
+}
+
+/// Use `n` CPU threads. Call before any model work: the thread pool is global and starts once.
+pub fn set_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::input("--threads must be at least 1"));
+    }
+    // candle's CPU matmul sizes its own parallelism from this variable.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| Error::input(format!("cannot set {n} threads: {e}")))
+}

@@ -1,0 +1,344 @@
+//! Text generation: prefill the prompts (a batch, left-padded) into a KV cache sized up front, then
+//! one token per row per step until every row has stopped.
+//!
+//! Decoding is greedy (temperature 0) or sampled with temperature, top-k and top-p from a seeded
+//! generator (each row its own stream, so a seed reproduces a run). A row stops at a stop token
+//! (not included in its output), at a stop string (text cut before it; needs a tokenizer), at
+//! `max_new_tokens`, or when the context is full. Text is streamed through a callback as it
+//! becomes final: held back while it ends in an incomplete UTF-8 sequence or could be the start
+//! of a stop string. Hooks apply on every step, as in `Model::extend`.
+
+use crate::error::{Error, Result};
+use crate::hooks::Hooks;
+use crate::model::{Logits, Model};
+use crate::tokenizer::Tokenizer;
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// 0 = greedy (argmax).
+    pub temperature: f64,
+    /// Keep only the k most likely tokens (None or 0: all).
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of most likely tokens whose probability reaches p (None or 1: all).
+    pub top_p: Option<f64>,
+    pub seed: u64,
+}
+
+impl Sampling {
+    pub fn greedy() -> Sampling {
+        Sampling { temperature: 0.0, top_k: None, top_p: None, seed: 0 }
+    }
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling::greedy()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Token ids that end a row (typically the tokenizer's `eos_ids()`).
+    pub stop_tokens: Vec<u32>,
+    /// Strings that end a row; its text is cut before the first one.
+    pub stop_strings: Vec<String>,
+    /// Leave special tokens out of the text.
+    pub skip_special: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { max_new_tokens: 128, sampling: Sampling::greedy(), stop_tokens: vec![], stop_strings: vec![], skip_special: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    MaxNewTokens,
+    StopToken(u32),
+    StopString(String),
+    /// The model's positions (or the cache) ran out.
+    ContextFull,
+}
+
+/// What one prompt produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// New tokens, without the stop token.
+    pub tokens: Vec<u32>,
+    /// Their text (empty without a tokenizer), cut before a stop string.
+    pub text: String,
+    pub stop: StopReason,
+}
+
+/// Generate continuations of `prompts` (token ids, any lengths). `on_text(row, piece)` receives
+/// each row's text as it becomes final (concatenated, the pieces are the row's `text`).
+pub fn generate(
+    model: &Model,
+    tokenizer: Option<&Tokenizer>,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+    hooks: &mut Hooks,
+    on_text: &mut dyn FnMut(usize, &str),
+) -> Result<Vec<Generation>> {
+    if prompts.is_empty() {
+        return Ok(vec![]);
+    }
+    if !opts.stop_strings.is_empty() && tokenizer.is_none() {
+        return Err(Error::input("stop strings need a tokenizer"));
+    }
+    if opts.stop_strings.iter().any(String::is_empty) {
+        return Err(Error::input("an empty stop string would stop at once"));
+    }
+    validate_sampling(&opts.sampling)?;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let limit = model.max_positions();
+    if longest >= limit {
+        return Err(Error::input(format!("a prompt of {longest} tokens leaves no room in the model's {limit} positions")));
+    }
+    let capacity = (longest + opts.max_new_tokens).min(limit);
+    let mut cache = model.new_cache(prompts.len(), capacity)?;
+    let mut rows: Vec<Row> = (0..prompts.len()).map(|i| Row::new(opts.sampling.seed, i)).collect();
+    if opts.max_new_tokens == 0 {
+        return Ok(rows.into_iter().map(|r| r.finish(StopReason::MaxNewTokens)).collect());
+    }
+    let mut logits = model.prefill(&mut cache, prompts, hooks, Logits::Last)?; // [b, vocab]
+    loop {
+        let l: Vec<Vec<f32>> = logits.to_vec2()?;
+        let mut next = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter_mut().enumerate() {
+            if row.stop.is_some() {
+                next.push(row.last);
+                continue;
+            }
+            let tok = row.sample(&l[i], &opts.sampling);
+            row.last = tok;
+            next.push(tok);
+            if opts.stop_tokens.contains(&tok) {
+                row.stop = Some(StopReason::StopToken(tok));
+                row.flush(i, tokenizer, opts, true, on_text)?;
+                continue;
+            }
+            row.tokens.push(tok);
+            row.flush(i, tokenizer, opts, false, on_text)?;
+            if row.stop.is_none() && row.tokens.len() >= opts.max_new_tokens {
+                row.stop = Some(StopReason::MaxNewTokens);
+                row.flush(i, tokenizer, opts, true, on_text)?;
+            }
+        }
+        if rows.iter().all(|r| r.stop.is_some()) {
+            break;
+        }
+        if cache.len() >= cache.capacity() {
+            for (i, row) in rows.iter_mut().enumerate().filter(|(_, r)| r.stop.is_none()) {
+                row.stop = Some(StopReason::ContextFull);
+                row.flush(i, tokenizer, opts, true, on_text)?;
+            }
+            break;
+        }
+        let step: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
+        logits = model.extend(&mut cache, &step, hooks, Logits::Last)?;
+    }
+    Ok(rows.into_iter().map(|r| {
+        let stop = r.stop.clone().unwrap_or(StopReason::MaxNewTokens);
+        r.finish(stop)
+    }).collect())
+}
+
+fn validate_sampling(s: &Sampling) -> Result<()> {
+    if !(s.temperature >= 0.0 && s.temperature.is_finite()) {
+        return Err(Error::input(format!("temperature must be ≥ 0, got {}", s.temperature)));
+    }
+    if let Some(p) = s.top_p {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(Error::input(format!("top_p must be in (0, 1], got {p}")));
+        }
+    }
+    Ok(())
+}
+
+/// One prompt's progress.
+struct Row {
+    tokens: Vec<u32>,
+    last: u32,
+    stop: Option<StopReason>,
+    /// Final text so far, and how much of it was handed to the callback.
+    text: String,
+    emitted: usize,
+    rng: SplitMix,
+}
+
+impl Row {
+    fn new(seed: u64, row: usize) -> Row {
+        Row { tokens: vec![], last: 0, stop: None, text: String::new(), emitted: 0, rng: SplitMix::new(seed, row as u64) }
+    }
+
+    fn finish(self, stop: StopReason) -> Generation {
+        Generation { tokens: self.tokens, text: self.text, stop }
+    }
+
+    fn sample(&mut self, logits: &[f32], s: &Sampling) -> u32 {
+        if s.temperature == 0.0 {
+            return argmax(logits);
+        }
+        sample(logits, s, self.rng.next_f64())
+    }
+
+    /// Decode, look for stop strings, and emit what is final (everything when `done`).
+    fn flush(&mut self, row: usize, tok: Option<&Tokenizer>, opts: &GenerateOptions, done: bool, on_text: &mut dyn FnMut(usize, &str)) -> Result<()> {
+        let Some(tok) = tok else { return Ok(()) };
+        let mut text = tok.decode(&self.tokens, opts.skip_special)?;
+        let mut end = text.len();
+        // A stop string anywhere in the text ends the row there.
+        if let Some((at, s)) = opts.stop_strings.iter().filter_map(|s| text.find(s.as_str()).map(|at| (at, s))).min_by_key(|(at, _)| *at) {
+            let s = s.clone();
+            text.truncate(at);
+            end = at;
+            self.stop = Some(StopReason::StopString(s));
+        } else if !done {
+            // Hold back an incomplete character and a possible start of a stop string.
+            if text.ends_with('\u{FFFD}') {
+                end = text.len() - '\u{FFFD}'.len_utf8();
+            }
+            let visible = end;
+            for s in &opts.stop_strings {
+                for k in (1..s.len()).rev() {
+                    if s.is_char_boundary(k) && text[..visible].ends_with(&s[..k]) {
+                        end = end.min(visible - k);
+                        break;
+                    }
+                }
+            }
+        }
+        let end = end.max(self.emitted.min(text.len()));
+        if end > self.emitted && text.is_char_boundary(self.emitted) && text.is_char_boundary(end) {
+            on_text(row, &text[self.emitted..end]);
+            self.emitted = end;
+        }
+        self.text = text;
+        Ok(())
+    }
+}
+
+/// Index of the largest logit (the first one on ties, as torch.argmax).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Draw from softmax(logits / T) restricted by top-k and top-p, using the uniform number `u` in [0, 1).
+pub fn sample(logits: &[f32], s: &Sampling, u: f64) -> u32 {
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    if let Some(k) = s.top_k.filter(|&k| k > 0) {
+        idx.truncate(k);
+    }
+    let max = logits[idx[0]] as f64;
+    let mut p: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
+    let total: f64 = p.iter().sum();
+    p.iter_mut().for_each(|x| *x /= total);
+    if let Some(top_p) = s.top_p {
+        let mut acc = 0.0;
+        let mut keep = p.len();
+        for (j, x) in p.iter().enumerate() {
+            acc += x;
+            if acc >= top_p {
+                keep = j + 1;
+                break;
+            }
+        }
+        p.truncate(keep);
+        idx.truncate(keep);
+        let total: f64 = p.iter().sum();
+        p.iter_mut().for_each(|x| *x /= total);
+    }
+    let mut acc = 0.0;
+    for (j, x) in p.iter().enumerate() {
+        acc += x;
+        if u < acc {
+            return idx[j] as u32;
+        }
+    }
+    idx[p.len() - 1] as u32
+}
+
+/// A small seeded generator (SplitMix64): reproducible across platforms and versions.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64, stream: u64) -> SplitMix {
+        let mut s = SplitMix(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        s.next_u64();
+        s
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_of_ties() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+    }
+
+    #[test]
+    fn top_k_one_and_tiny_top_p_are_greedy() {
+        let l = [0.1f32, 2.0, 1.9, -3.0];
+        for u in [0.0, 0.5, 0.999] {
+            let s = Sampling { temperature: 1.0, top_k: Some(1), top_p: None, seed: 0 };
+            assert_eq!(sample(&l, &s, u), 1);
+            let s = Sampling { temperature: 1.0, top_k: None, top_p: Some(1e-6), seed: 0 };
+            assert_eq!(sample(&l, &s, u), 1);
+        }
+    }
+
+    #[test]
+    fn sampling_frequencies_follow_the_softmax() {
+        let l = [0.0f32, (2.0f32).ln(), (7.0f32).ln()]; // probabilities 0.1, 0.2, 0.7
+        let s = Sampling { temperature: 1.0, top_k: None, top_p: None, seed: 0 };
+        let mut rng = SplitMix::new(42, 0);
+        let mut counts = [0usize; 3];
+        let n = 100_000;
+        for _ in 0..n {
+            counts[sample(&l, &s, rng.next_f64()) as usize] += 1;
+        }
+        let f: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
+        assert!((f[0] - 0.1).abs() < 0.01 && (f[1] - 0.2).abs() < 0.01 && (f[2] - 0.7).abs() < 0.01, "{f:?}");
+        // top_p 0.75 keeps {0.7, 0.2} → 7/9 and 2/9.
+        let s = Sampling { top_p: Some(0.75), ..s };
+        let mut counts = [0usize; 3];
+        for _ in 0..n {
+            counts[sample(&l, &s, rng.next_f64()) as usize] += 1;
+        }
+        assert_eq!(counts[0], 0);
+        assert!((counts[2] as f64 / n as f64 - 7.0 / 9.0).abs() < 0.01, "{counts:?}");
+    }
+
+    #[test]
+    fn bad_sampling_settings_are_errors() {
+        assert!(validate_sampling(&Sampling { temperature: -1.0, ..Sampling::greedy() }).is_err());
+        assert!(validate_sampling(&Sampling { top_p: Some(0.0), temperature: 1.0, ..Sampling::greedy() }).is_err());
+        assert!(validate_sampling(&Sampling { temperature: f64::NAN, ..Sampling::greedy() }).is_err());
+    }
+}

@@ -1,0 +1,939 @@
+//! Quantized weight matrices kept in their GGUF blocks, multiplied on the CPU.
+//!
+//! Decoding reads every weight once per token, so it is bound by memory bandwidth; keeping GGUF
+//! weights in their stored blocks (4.5–8.5 bits a weight) instead of widening them to f32 is what
+//! makes it fast. Two ways to meet the activations (`Activations`):
+//! - `F32` (default): weights are widened block by block in registers and multiplied with the f32
+//!   activations — exactly the f32 model on the dequantized weights, up to summation order.
+//! - `Q8`: as llama.cpp (and candle's quantized matmul), activations are quantized to 8 bits per
+//!   block of 32 and the dot products run on integers: faster, but the rounding of activations
+//!   (badly so where a block holds one of an LLM's outlier dimensions) changes the model's outputs.
+//! Kernels use AVX2/FMA/F16C where the CPU has them (detected at run time, no build flags needed)
+//! and portable scalar code otherwise; the scalar code is the reference the AVX2 code is tested
+//! against.
+//!
+//! Kernels exist for Q4_0, Q4_1 and Q8_0 (SmolLM2's GGUF uses Q4_1 and Q8_0). Other GGUF types
+//! go through candle's quantized matmul (`crate::layers`). Shapes: a matrix is [rows = out, cols = in]
+//! like a Hugging Face linear weight; `matmul` computes x [m, cols] · Wᵀ → [m, rows].
+
+use crate::error::{Error, Result};
+use candle_core::{CpuStorage, Layout, Shape};
+use half::f16;
+use sfn_checkpoint::DType;
+
+/// Elements per block in every type here.
+pub const QK: usize = 32;
+
+/// One block of 32 activations quantized to i8: value ≈ d·q; `s` = d·Σq (for Q4_1's offset).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct ActBlock {
+    pub d: f32,
+    pub s: f32,
+    pub qs: [i8; QK],
+}
+
+impl ActBlock {
+    const ZERO: ActBlock = ActBlock { d: 0.0, s: 0.0, qs: [0; QK] };
+}
+
+/// Quantize one row (length a multiple of 32) as ggml's `quantize_row_q8_1` does, but with f32
+/// scales: d = max|x|/127, q = round(x/d).
+pub fn quantize_acts(x: &[f32], out: &mut [ActBlock]) {
+    for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in b.qs.iter_mut().zip(xs) {
+            let r = (v * id).round() as i32;
+            *q = r as i8;
+            sum += r;
+        }
+        b.d = d;
+        b.s = d * sum as f32;
+    }
+}
+
+/// How activations meet the quantized weights (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activations {
+    #[default]
+    F32,
+    Q8,
+}
+
+/// The kernels of one weight type: single rows and groups of four rows sharing activation loads.
+#[derive(Clone, Copy)]
+struct Kernels {
+    q8: fn(&[u8], &[ActBlock]) -> f32,
+    q8x4: fn([&[u8]; 4], &[ActBlock]) -> [f32; 4],
+    /// Weight row · f32 activations; the third argument holds the activations' per-block sums.
+    f32: fn(&[u8], &[f32], &[f32]) -> f32,
+    f32x4: fn([&[u8]; 4], &[f32], &[f32]) -> [f32; 4],
+    /// f32 · f32 over a whole row (after widening a weight row, for several activation rows).
+    dense: fn(&[f32], &[f32]) -> f32,
+}
+
+/// A weight matrix [rows, cols] in GGUF blocks, row-major (each row `cols/32` blocks).
+pub struct QMatrix {
+    pub dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+    data: Vec<u8>,
+    row_bytes: usize,
+    acts: Activations,
+    kernels: Kernels,
+    scalar: bool,
+}
+
+impl std::fmt::Debug for QMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QMatrix({} [{}, {}])", self.dtype, self.rows, self.cols)
+    }
+}
+
+impl QMatrix {
+    /// Whether this module has kernels for `dtype`.
+    pub fn supports(dtype: DType) -> bool {
+        matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0)
+    }
+
+    /// Wrap stored blocks; `data` must hold exactly rows × cols elements of `dtype`.
+    pub fn new(dtype: DType, rows: usize, cols: usize, data: Vec<u8>, acts: Activations) -> Result<QMatrix> {
+        Self::with_kernel(dtype, rows, cols, data, acts, Kernel::Best)
+    }
+
+    /// As `new`, with the portable kernels even where AVX2 exists (for tests and comparisons).
+    pub fn new_scalar(dtype: DType, rows: usize, cols: usize, data: Vec<u8>, acts: Activations) -> Result<QMatrix> {
+        Self::with_kernel(dtype, rows, cols, data, acts, Kernel::Scalar)
+    }
+
+    fn with_kernel(dtype: DType, rows: usize, cols: usize, data: Vec<u8>, acts: Activations, kernel: Kernel) -> Result<QMatrix> {
+        if !Self::supports(dtype) {
+            return Err(Error::unsupported(format!("no CPU kernel for {dtype} weights")));
+        }
+        if cols % QK != 0 {
+            return Err(Error::unsupported(format!("{dtype} matrix with {cols} columns (not a multiple of {QK})")));
+        }
+        let row_bytes = cols / QK * dtype.block_bytes();
+        if data.len() != rows * row_bytes {
+            return Err(Error::unsupported(format!(
+                "{dtype} matrix [{rows}, {cols}] needs {} bytes, got {}",
+                rows * row_bytes,
+                data.len()
+            )));
+        }
+        Ok(QMatrix { dtype, rows, cols, data, row_bytes, acts, kernels: pick_kernels(dtype, kernel), scalar: kernel == Kernel::Scalar })
+    }
+
+    /// Matrices of one type and width stacked by rows (None when they differ or one is None).
+    pub fn stack<'a>(parts: impl IntoIterator<Item = Option<&'a QMatrix>>) -> Result<Option<QMatrix>> {
+        let parts: Option<Vec<&QMatrix>> = parts.into_iter().collect();
+        let Some(parts) = parts.filter(|p| !p.is_empty()) else { return Ok(None) };
+        let first = parts[0];
+        if parts.iter().any(|p| p.dtype != first.dtype || p.cols != first.cols || p.acts != first.acts) {
+            return Ok(None);
+        }
+        let data: Vec<u8> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let scalar = parts.iter().all(|p| p.scalar);
+        let kernel = if scalar { Kernel::Scalar } else { Kernel::Best };
+        Ok(Some(QMatrix::with_kernel(first.dtype, rows, first.cols, data, first.acts, kernel)?))
+    }
+
+    /// Bytes of weight data (what one matmul reads).
+    pub fn nbytes(&self) -> usize {
+        self.data.len()
+    }
+
+    fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// Row `r` as f32 (`out.len() == cols`).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        dequantize(self.dtype, self.row(r), out)
+    }
+
+    /// out [m, rows] = x [m, cols] · Wᵀ, parallel over output rows.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), m * self.cols, "QMatrix::matmul: x has the wrong length");
+        assert_eq!(out.len(), m * self.rows, "QMatrix::matmul: out has the wrong length");
+        match self.acts {
+            Activations::Q8 => self.matmul_q8(x, m, out),
+            Activations::F32 => self.matmul_f32(x, m, out),
+        }
+    }
+
+    fn rows4(&self, g: usize) -> [&[u8]; 4] {
+        [self.row(4 * g), self.row(4 * g + 1), self.row(4 * g + 2), self.row(4 * g + 3)]
+    }
+
+    fn matmul_q8(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        let nb = self.cols / QK;
+        let mut acts = vec![ActBlock::ZERO; m * nb];
+        acts.chunks_mut(nb).zip(x.chunks(self.cols)).for_each(|(a, xr)| quantize_acts(xr, a));
+        let k = self.kernels;
+        let n = self.rows;
+        // Groups of 4 weight rows share each activation load; every (x row, weight row) pair is
+        // computed the same way whatever m is, so decoding and prefill agree exactly.
+        let dst = SharedOut::new(out);
+        parallel_for(n.div_ceil(4), |range| {
+            for g in range {
+                for i in 0..m {
+                    let a = &acts[i * nb..(i + 1) * nb];
+                    if 4 * g + 4 <= n {
+                        let v = (k.q8x4)(self.rows4(g), a);
+                        for (j, v) in v.into_iter().enumerate() {
+                            // SAFETY: row groups are disjoint, so (i, 4g + j) is written once.
+                            unsafe { dst.write(i * n + 4 * g + j, v) };
+                        }
+                    } else {
+                        for r in 4 * g..n {
+                            // SAFETY: as above.
+                            unsafe { dst.write(i * n + r, (k.q8)(self.row(r), a)) };
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn matmul_f32(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        let k = self.kernels;
+        let (n, cols) = (self.rows, self.cols);
+        let dst = SharedOut::new(out);
+        if m == 1 {
+            let sums: Vec<f32> = x.chunks_exact(QK).map(|b| b.iter().sum()).collect();
+            parallel_for(n.div_ceil(4), |range| {
+                for g in range {
+                    if 4 * g + 4 <= n {
+                        for (j, v) in (k.f32x4)(self.rows4(g), x, &sums).into_iter().enumerate() {
+                            // SAFETY: row groups are disjoint, so each output is written once.
+                            unsafe { dst.write(4 * g + j, v) };
+                        }
+                    } else {
+                        for r in 4 * g..n {
+                            // SAFETY: as above.
+                            unsafe { dst.write(r, (k.f32)(self.row(r), x, &sums)) };
+                        }
+                    }
+                }
+            });
+            return;
+        }
+        // Several activation rows: widen each weight row once, then f32 dot products.
+        parallel_for(n.div_ceil(8), |range| {
+            let mut wf = vec![0f32; cols];
+            for r in range.start * 8..(range.end * 8).min(n) {
+                dequantize(self.dtype, self.row(r), &mut wf);
+                for i in 0..m {
+                    // SAFETY: weight rows are disjoint across tasks, so (i, r) is written once.
+                    unsafe { dst.write(i * n + r, (k.dense)(&wf, &x[i * cols..(i + 1) * cols])) };
+                }
+            }
+        });
+    }
+}
+
+/// Run `f` over chunks of `0..n` on candle's CPU barrier pool (a llama.cpp-style spin-then-park
+/// pool: far cheaper to start than a rayon job, which matters at ~200 matmuls per token).
+fn parallel_for(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    candle_core::utils::barrier_pool().execute_chunked(n, f);
+}
+
+/// An output buffer that parallel tasks write to at disjoint indices.
+struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: tasks only write through `write`, at indices no other task writes (callers guarantee
+// it), while the buffer's owner waits for all of them (`execute_chunked` returns after they end).
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn new(out: &mut [f32]) -> SharedOut {
+        SharedOut { ptr: out.as_mut_ptr(), len: out.len() }
+    }
+
+    /// # Safety
+    /// No other task may write or read index `i` concurrently.
+    unsafe fn write(&self, i: usize, v: f32) {
+        assert!(i < self.len);
+        *self.ptr.add(i) = v;
+    }
+}
+
+/// Convert whole blocks of a supported type to f32.
+pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) {
+    let bb = dtype.block_bytes();
+    for (b, o) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(QK)) {
+        let d = f16_at(b, 0);
+        match dtype {
+            DType::Q8_0 => o.iter_mut().zip(&b[2..34]).for_each(|(o, &q)| *o = d * (q as i8) as f32),
+            DType::Q4_0 => {
+                for j in 0..QK / 2 {
+                    o[j] = d * ((b[2 + j] & 0x0F) as i32 - 8) as f32;
+                    o[j + QK / 2] = d * ((b[2 + j] >> 4) as i32 - 8) as f32;
+                }
+            }
+            DType::Q4_1 => {
+                let m = f16_at(b, 2);
+                for j in 0..QK / 2 {
+                    o[j] = d * (b[4 + j] & 0x0F) as f32 + m;
+                    o[j + QK / 2] = d * (b[4 + j] >> 4) as f32 + m;
+                }
+            }
+            other => unreachable!("dequantize: {other} is not supported here (checked in QMatrix::new)"),
+        }
+    }
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kernel {
+    Best,
+    Scalar,
+}
+
+fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Best && avx2::available() {
+        use avx2::*;
+        let (q8, q8x4, f32, f32x4): (fn(&[u8], &[ActBlock]) -> f32, fn([&[u8]; 4], &[ActBlock]) -> [f32; 4], fn(&[u8], &[f32], &[f32]) -> f32, fn([&[u8]; 4], &[f32], &[f32]) -> [f32; 4]) = match dtype {
+            DType::Q8_0 => (dot_q8_0, x4::<Q8_0>, dotf_q8_0, f4::<Q8_0>),
+            DType::Q4_0 => (dot_q4_0, x4::<Q4_0>, dotf_q4_0, f4::<Q4_0>),
+            _ => (dot_q4_1, x4::<Q4_1>, dotf_q4_1, f4::<Q4_1>),
+        };
+        return Kernels { q8, q8x4, f32, f32x4, dense: dot_f32 };
+    }
+    let _ = kernel;
+    let (q8, f32): (fn(&[u8], &[ActBlock]) -> f32, fn(&[u8], &[f32], &[f32]) -> f32) = match dtype {
+        DType::Q8_0 => (scalar::dot_q8_0, scalar::dotf_q8_0),
+        DType::Q4_0 => (scalar::dot_q4_0, scalar::dotf_q4_0),
+        _ => (scalar::dot_q4_1, scalar::dotf_q4_1),
+    };
+    // Scalar four-row kernels are four single-row calls: identical sums by construction.
+    Kernels {
+        q8,
+        q8x4: match dtype {
+            DType::Q8_0 => |w, a| w.map(|w| scalar::dot_q8_0(w, a)),
+            DType::Q4_0 => |w, a| w.map(|w| scalar::dot_q4_0(w, a)),
+            _ => |w, a| w.map(|w| scalar::dot_q4_1(w, a)),
+        },
+        f32,
+        f32x4: match dtype {
+            DType::Q8_0 => |w, x, s| w.map(|w| scalar::dotf_q8_0(w, x, s)),
+            DType::Q4_0 => |w, x, s| w.map(|w| scalar::dotf_q4_0(w, x, s)),
+            _ => |w, x, s| w.map(|w| scalar::dotf_q4_1(w, x, s)),
+        },
+        dense: scalar::dot_f32,
+    }
+}
+
+/// Portable kernels: exact integer sums per block, then scaled, as ggml's reference code does.
+mod scalar {
+    use super::{f16_at, ActBlock, QK};
+
+    pub fn dot_q8_0(w: &[u8], a: &[ActBlock]) -> f32 {
+        let mut sum = 0f32;
+        for (b, ab) in w.chunks_exact(34).zip(a) {
+            let s: i32 = b[2..34].iter().zip(&ab.qs).map(|(&q, &x)| (q as i8) as i32 * x as i32).sum();
+            sum += f16_at(b, 0) * ab.d * s as f32;
+        }
+        sum
+    }
+
+    pub fn dot_q4_0(w: &[u8], a: &[ActBlock]) -> f32 {
+        let mut sum = 0f32;
+        for (b, ab) in w.chunks_exact(18).zip(a) {
+            let mut s = 0i32;
+            for j in 0..QK / 2 {
+                s += ((b[2 + j] & 0x0F) as i32 - 8) * ab.qs[j] as i32;
+                s += ((b[2 + j] >> 4) as i32 - 8) * ab.qs[j + QK / 2] as i32;
+            }
+            sum += f16_at(b, 0) * ab.d * s as f32;
+        }
+        sum
+    }
+
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    pub fn dotf_q8_0(w: &[u8], x: &[f32], _sums: &[f32]) -> f32 {
+        let mut sum = 0f32;
+        for (b, xs) in w.chunks_exact(34).zip(x.chunks_exact(QK)) {
+            let s: f32 = b[2..34].iter().zip(xs).map(|(&q, &v)| (q as i8) as f32 * v).sum();
+            sum += f16_at(b, 0) * s;
+        }
+        sum
+    }
+
+    pub fn dotf_q4_0(w: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let mut sum = 0f32;
+        for ((b, xs), &sx) in w.chunks_exact(18).zip(x.chunks_exact(QK)).zip(sums) {
+            let mut s = 0f32;
+            for j in 0..QK / 2 {
+                s += (b[2 + j] & 0x0F) as f32 * xs[j] + (b[2 + j] >> 4) as f32 * xs[j + QK / 2];
+            }
+            sum += f16_at(b, 0) * (s - 8.0 * sx);
+        }
+        sum
+    }
+
+    pub fn dotf_q4_1(w: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let mut sum = 0f32;
+        for ((b, xs), &sx) in w.chunks_exact(20).zip(x.chunks_exact(QK)).zip(sums) {
+            let mut s = 0f32;
+            for j in 0..QK / 2 {
+                s += (b[4 + j] & 0x0F) as f32 * xs[j] + (b[4 + j] >> 4) as f32 * xs[j + QK / 2];
+            }
+            sum += f16_at(b, 0) * s + f16_at(b, 2) * sx;
+        }
+        sum
+    }
+
+    pub fn dot_q4_1(w: &[u8], a: &[ActBlock]) -> f32 {
+        let mut sum = 0f32;
+        for (b, ab) in w.chunks_exact(20).zip(a) {
+            let mut s = 0i32;
+            for j in 0..QK / 2 {
+                s += (b[4 + j] & 0x0F) as i32 * ab.qs[j] as i32;
+                s += (b[4 + j] >> 4) as i32 * ab.qs[j + QK / 2] as i32;
+            }
+            sum += f16_at(b, 0) * ab.d * s as f32 + f16_at(b, 2) * ab.s;
+        }
+        sum
+    }
+}
+
+/// AVX2 kernels: 32 products per `maddubs` (u8 × i8 → pairs of i16), summed to i32 and scaled in f32.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::ActBlock;
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f16_at(p: *const u8) -> f32 {
+        let bits = u16::from_le_bytes([*p, *p.add(1)]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Σ x·y over 32 signed bytes, as 8 i32 lanes converted to f32 (sign trick: |x| · sign(x)·y).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256 {
+        let ax = _mm256_sign_epi8(x, x);
+        let sy = _mm256_sign_epi8(y, x);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1)))
+    }
+
+    /// The 32 nibbles of a 16-byte block, in element order (low nibbles 0..16, high 16..32).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        let lo = _mm_loadu_si128(p as *const __m128i);
+        let hi = _mm_srli_epi16(lo, 4);
+        _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0F))
+    }
+
+    pub fn dot_q8_0(w: &[u8], a: &[ActBlock]) -> f32 {
+        assert!(w.len() >= a.len() * 34);
+        // SAFETY: `available()` was checked before this kernel was chosen; reads stay inside
+        // `w` (asserted above) and inside each `ActBlock`.
+        unsafe { dot_q8_0_impl(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_q8_0_impl(w: &[u8], a: &[ActBlock]) -> f32 {
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let p = w.as_ptr();
+        let n = a.len();
+        let mut b = 0;
+        while b + 1 < n {
+            let (p0, p1) = (p.add(b * 34), p.add((b + 1) * 34));
+            let x0 = _mm256_loadu_si256(p0.add(2) as *const __m256i);
+            let x1 = _mm256_loadu_si256(p1.add(2) as *const __m256i);
+            let y0 = _mm256_loadu_si256(a[b].qs.as_ptr() as *const __m256i);
+            let y1 = _mm256_loadu_si256(a[b + 1].qs.as_ptr() as *const __m256i);
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p0) * a[b].d), dot_i8(x0, y0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p1) * a[b + 1].d), dot_i8(x1, y1), acc1);
+            b += 2;
+        }
+        if b < n {
+            let p0 = p.add(b * 34);
+            let x0 = _mm256_loadu_si256(p0.add(2) as *const __m256i);
+            let y0 = _mm256_loadu_si256(a[b].qs.as_ptr() as *const __m256i);
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p0) * a[b].d), dot_i8(x0, y0), acc0);
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
+    }
+
+    pub fn dot_q4_0(w: &[u8], a: &[ActBlock]) -> f32 {
+        assert!(w.len() >= a.len() * 18);
+        // SAFETY: as in dot_q8_0.
+        unsafe { dot_q4_0_impl(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_q4_0_impl(w: &[u8], a: &[ActBlock]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let p = w.as_ptr();
+        let eight = _mm256_set1_epi8(8);
+        for (b, ab) in a.iter().enumerate() {
+            let pb = p.add(b * 18);
+            let x = _mm256_sub_epi8(nibbles(pb.add(2)), eight);
+            let y = _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(pb) * ab.d), dot_i8(x, y), acc);
+        }
+        hsum(acc)
+    }
+
+    pub fn dot_q4_1(w: &[u8], a: &[ActBlock]) -> f32 {
+        assert!(w.len() >= a.len() * 20);
+        // SAFETY: as in dot_q8_0.
+        unsafe { dot_q4_1_impl(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_q4_1_impl(w: &[u8], a: &[ActBlock]) -> f32 {
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let ones = _mm256_set1_epi16(1);
+        let mut mins = 0f32;
+        let p = w.as_ptr();
+        let n = a.len();
+        let mut b = 0;
+        // Weights are unsigned nibbles, so maddubs takes them directly (u8 × i8).
+        while b + 1 < n {
+            let (p0, p1) = (p.add(b * 20), p.add((b + 1) * 20));
+            let y0 = _mm256_loadu_si256(a[b].qs.as_ptr() as *const __m256i);
+            let y1 = _mm256_loadu_si256(a[b + 1].qs.as_ptr() as *const __m256i);
+            let s0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(p0.add(4)), y0), ones));
+            let s1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(p1.add(4)), y1), ones));
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p0) * a[b].d), s0, acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p1) * a[b + 1].d), s1, acc1);
+            mins += f16_at(p0.add(2)) * a[b].s + f16_at(p1.add(2)) * a[b + 1].s;
+            b += 2;
+        }
+        if b < n {
+            let p0 = p.add(b * 20);
+            let y0 = _mm256_loadu_si256(a[b].qs.as_ptr() as *const __m256i);
+            let s0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(p0.add(4)), y0), ones));
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p0) * a[b].d), s0, acc0);
+            mins += f16_at(p0.add(2)) * a[b].s;
+        }
+        hsum(_mm256_add_ps(acc0, acc1)) + mins
+    }
+
+    /// 8 bytes at `p` (u8 or i8) as 8 f32 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn u8x8(v: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn i8x8(v: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+    }
+
+    /// Σ q·x over one block of 32 nibbles (q unsigned 0..15, element order as `nibbles`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn nibble_dot(p: *const u8, xp: *const f32) -> __m256 {
+        let raw = _mm_loadu_si128(p as *const __m128i);
+        let mask = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(raw, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+        let mut s = _mm256_mul_ps(u8x8(lo), _mm256_loadu_ps(xp));
+        s = _mm256_fmadd_ps(u8x8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(xp.add(8)), s);
+        s = _mm256_fmadd_ps(u8x8(hi), _mm256_loadu_ps(xp.add(16)), s);
+        _mm256_fmadd_ps(u8x8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(xp.add(24)), s)
+    }
+
+    pub fn dotf_q4_1(w: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let nb = x.len() / 32;
+        assert!(w.len() >= nb * 20 && sums.len() >= nb);
+        // SAFETY: `available()` was checked before this kernel was chosen; reads stay inside the
+        // asserted lengths.
+        unsafe { dotf_q4_1_impl(w, x, sums, nb) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dotf_q4_1_impl(w: &[u8], x: &[f32], sums: &[f32], nb: usize) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut mins = 0f32;
+        for b in 0..nb {
+            let p = w.as_ptr().add(b * 20);
+            let s = nibble_dot(p.add(4), x.as_ptr().add(b * 32));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p)), s, acc);
+            mins += f16_at(p.add(2)) * sums[b];
+        }
+        hsum(acc) + mins
+    }
+
+    pub fn dotf_q4_0(w: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let nb = x.len() / 32;
+        assert!(w.len() >= nb * 18 && sums.len() >= nb);
+        // SAFETY: as in dotf_q4_1.
+        unsafe { dotf_q4_0_impl(w, x, sums, nb) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dotf_q4_0_impl(w: &[u8], x: &[f32], sums: &[f32], nb: usize) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut offs = 0f32;
+        for b in 0..nb {
+            let p = w.as_ptr().add(b * 18);
+            let d = f16_at(p);
+            let s = nibble_dot(p.add(2), x.as_ptr().add(b * 32));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc);
+            offs += 8.0 * d * sums[b];
+        }
+        hsum(acc) - offs
+    }
+
+    pub fn dotf_q8_0(w: &[u8], x: &[f32], _sums: &[f32]) -> f32 {
+        let nb = x.len() / 32;
+        assert!(w.len() >= nb * 34);
+        // SAFETY: as in dotf_q4_1.
+        unsafe { dotf_q8_0_impl(w, x, nb) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dotf_q8_0_impl(w: &[u8], x: &[f32], nb: usize) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..nb {
+            let p = w.as_ptr().add(b * 34);
+            let xp = x.as_ptr().add(b * 32);
+            let q01 = _mm_loadu_si128(p.add(2) as *const __m128i);
+            let q23 = _mm_loadu_si128(p.add(18) as *const __m128i);
+            let mut s = _mm256_mul_ps(i8x8(q01), _mm256_loadu_ps(xp));
+            s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(q01, 8)), _mm256_loadu_ps(xp.add(8)), s);
+            s = _mm256_fmadd_ps(i8x8(q23), _mm256_loadu_ps(xp.add(16)), s);
+            s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(q23, 8)), _mm256_loadu_ps(xp.add(24)), s);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p)), s, acc);
+        }
+        hsum(acc)
+    }
+
+    /// The three GGUF block types, for the generic four-row kernels.
+    pub struct Q8_0;
+    pub struct Q4_0;
+    pub struct Q4_1;
+
+    /// One block's contribution, split as (8 lanes of Σ q·y, weight scale d, additive term): the
+    /// block adds d·(activation scale)·Σlanes + term.
+    pub trait Block {
+        const BYTES: usize;
+        /// Against 8-bit activations.
+        unsafe fn q8(p: *const u8, a: &ActBlock) -> (__m256, f32, f32);
+        /// Against f32 activations `x` (32 values in 4 registers) whose sum is `sx`.
+        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32);
+    }
+
+    #[inline(always)]
+    unsafe fn nibble_dot_x(p: *const u8, x: &[__m256; 4]) -> __m256 {
+        let raw = _mm_loadu_si128(p as *const __m128i);
+        let mask = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(raw, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+        let mut s = _mm256_mul_ps(u8x8(lo), x[0]);
+        s = _mm256_fmadd_ps(u8x8(_mm_srli_si128(lo, 8)), x[1], s);
+        s = _mm256_fmadd_ps(u8x8(hi), x[2], s);
+        _mm256_fmadd_ps(u8x8(_mm_srli_si128(hi, 8)), x[3], s)
+    }
+
+    #[inline(always)]
+    unsafe fn nibble_dot_q(p: *const u8, a: &ActBlock) -> __m256 {
+        let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(p), y), _mm256_set1_epi16(1)))
+    }
+
+    impl Block for Q4_1 {
+        const BYTES: usize = 20;
+        #[inline(always)]
+        unsafe fn q8(p: *const u8, a: &ActBlock) -> (__m256, f32, f32) {
+            (nibble_dot_q(p.add(4), a), f16_at(p), f16_at(p.add(2)) * a.s)
+        }
+        #[inline(always)]
+        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32) {
+            (nibble_dot_x(p.add(4), x), f16_at(p), f16_at(p.add(2)) * sx)
+        }
+    }
+
+    impl Block for Q4_0 {
+        const BYTES: usize = 18;
+        // Nibbles are stored +8: Σ(q−8)·y = Σq·y − 8·Σy, and Σy is the activation block's s/d.
+        #[inline(always)]
+        unsafe fn q8(p: *const u8, a: &ActBlock) -> (__m256, f32, f32) {
+            let d = f16_at(p);
+            (nibble_dot_q(p.add(2), a), d, -8.0 * d * a.s)
+        }
+        #[inline(always)]
+        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32) {
+            let d = f16_at(p);
+            (nibble_dot_x(p.add(2), x), d, -8.0 * d * sx)
+        }
+    }
+
+    impl Block for Q8_0 {
+        const BYTES: usize = 34;
+        #[inline(always)]
+        unsafe fn q8(p: *const u8, a: &ActBlock) -> (__m256, f32, f32) {
+            let x = _mm256_loadu_si256(p.add(2) as *const __m256i);
+            let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+            (dot_i8(x, y), f16_at(p), 0.0)
+        }
+        #[inline(always)]
+        unsafe fn f(p: *const u8, x: &[__m256; 4], _sx: f32) -> (__m256, f32, f32) {
+            let q01 = _mm_loadu_si128(p.add(2) as *const __m128i);
+            let q23 = _mm_loadu_si128(p.add(18) as *const __m128i);
+            let mut s = _mm256_mul_ps(i8x8(q01), x[0]);
+            s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(q01, 8)), x[1], s);
+            s = _mm256_fmadd_ps(i8x8(q23), x[2], s);
+            (_mm256_fmadd_ps(i8x8(_mm_srli_si128(q23, 8)), x[3], s), f16_at(p), 0.0)
+        }
+    }
+
+    /// Four weight rows against one row of 8-bit activations.
+    pub fn x4<B: Block>(w: [&[u8]; 4], a: &[ActBlock]) -> [f32; 4] {
+        assert!(w.iter().all(|r| r.len() >= a.len() * B::BYTES));
+        // SAFETY: `available()` was checked before these kernels were chosen; reads stay inside
+        // the asserted lengths.
+        unsafe { x4_impl::<B>(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn x4_impl<B: Block>(w: [&[u8]; 4], a: &[ActBlock]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut off = [0f32; 4];
+        for (b, ab) in a.iter().enumerate() {
+            for r in 0..4 {
+                let (s, d, o) = B::q8(w[r].as_ptr().add(b * B::BYTES), ab);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), s, acc[r]);
+                off[r] += o;
+            }
+        }
+        [hsum(acc[0]) + off[0], hsum(acc[1]) + off[1], hsum(acc[2]) + off[2], hsum(acc[3]) + off[3]]
+    }
+
+    /// Four weight rows against one row of f32 activations (`sums`: its per-block sums).
+    pub fn f4<B: Block>(w: [&[u8]; 4], x: &[f32], sums: &[f32]) -> [f32; 4] {
+        let nb = x.len() / 32;
+        assert!(sums.len() >= nb && w.iter().all(|r| r.len() >= nb * B::BYTES));
+        // SAFETY: as in x4.
+        unsafe { f4_impl::<B>(w, x, sums, nb) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f4_impl<B: Block>(w: [&[u8]; 4], x: &[f32], sums: &[f32], nb: usize) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut off = [0f32; 4];
+        for b in 0..nb {
+            let xp = x.as_ptr().add(b * 32);
+            let xv = [_mm256_loadu_ps(xp), _mm256_loadu_ps(xp.add(8)), _mm256_loadu_ps(xp.add(16)), _mm256_loadu_ps(xp.add(24))];
+            for r in 0..4 {
+                let (s, d, o) = B::f(w[r].as_ptr().add(b * B::BYTES), &xv, sums[b]);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc[r]);
+                off[r] += o;
+            }
+        }
+        [hsum(acc[0]) + off[0], hsum(acc[1]) + off[1], hsum(acc[2]) + off[2], hsum(acc[3]) + off[3]]
+    }
+
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: as in dotf_q4_1; both slices have the asserted common length.
+        unsafe { dot_f32_impl(a, b) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_f32_impl(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8 * k)), _mm256_loadu_ps(pb.add(i + 8 * k)), *acc);
+            }
+            i += 32;
+        }
+        let mut sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+        while i < n {
+            sum += *pa.add(i) * *pb.add(i);
+            i += 1;
+        }
+        sum
+    }
+}
+
+/// `QMatrix::matmul` as a candle op on CPU tensors: [.., cols] f32 → [.., rows] f32.
+pub(crate) struct QMatMulOp<'a>(pub &'a QMatrix);
+
+impl candle_core::CustomOp1 for QMatMulOp<'_> {
+    fn name(&self) -> &'static str {
+        "sfn-qmatmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("sfn-qmatmul: input must be contiguous".into()))?;
+        let x = match storage {
+            CpuStorage::F32(v) => &v[start..end],
+            _ => candle_core::bail!("sfn-qmatmul: input must be f32"),
+        };
+        let mut dims = layout.shape().dims().to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == self.0.cols => *last = self.0.rows,
+            _ => candle_core::bail!("sfn-qmatmul: input {:?} does not end in {} columns", layout.shape(), self.0.cols),
+        }
+        let m = x.len() / self.0.cols;
+        let mut out = vec![0f32; m * self.0.rows];
+        self.0.matmul(x, m, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random bytes/floats for kernel tests.
+    fn lcg(seed: &mut u64) -> u32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*seed >> 33) as u32
+    }
+
+    fn random_blocks(dtype: DType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        let nblocks = rows * cols / QK;
+        let mut out = Vec::with_capacity(nblocks * dtype.block_bytes());
+        for _ in 0..nblocks {
+            let d = f16::from_f32(0.001 + (lcg(&mut s) % 1000) as f32 * 1e-5);
+            out.extend_from_slice(&d.to_le_bytes());
+            if dtype == DType::Q4_1 {
+                let m = f16::from_f32(-((lcg(&mut s) % 1000) as f32) * 1e-5);
+                out.extend_from_slice(&m.to_le_bytes());
+            }
+            let nq = if dtype == DType::Q8_0 { 32 } else { 16 };
+            for _ in 0..nq {
+                let mut v = lcg(&mut s) as u8;
+                if dtype == DType::Q8_0 && v == 0x80 {
+                    v = 0x81; // ggml never stores -128
+                }
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    fn random_x(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n).map(|_| (lcg(&mut s) % 20001) as f32 / 10000.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn avx2_kernels_equal_scalar_kernels() {
+        for (dtype, acts, m) in [DType::Q8_0, DType::Q4_0, DType::Q4_1]
+            .into_iter()
+            .flat_map(|d| [(d, Activations::Q8, 3), (d, Activations::F32, 3), (d, Activations::F32, 1)])
+        {
+            let (rows, cols) = (37, 96);
+            let data = random_blocks(dtype, rows, cols, 7);
+            let best = QMatrix::new(dtype, rows, cols, data.clone(), acts).unwrap();
+            let scalar = QMatrix::new_scalar(dtype, rows, cols, data, acts).unwrap();
+            let x = random_x(m * cols, 11);
+            let (mut a, mut b) = (vec![0f32; m * rows], vec![0f32; m * rows]);
+            best.matmul(&x, m, &mut a);
+            scalar.matmul(&x, m, &mut b);
+            let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let scale = b.iter().map(|v| v.abs()).fold(0f32, f32::max);
+            println!("{dtype} {acts:?} m={m}: max |avx2 - scalar| = {diff:e} (max |y| = {scale})");
+            assert!(diff <= 1e-5 * scale.max(1.0), "{dtype}: {diff}");
+        }
+    }
+
+    #[test]
+    fn quantized_matmul_is_close_to_f32_matmul_of_dequantized_weights() {
+        for (dtype, acts, m) in [DType::Q8_0, DType::Q4_0, DType::Q4_1]
+            .into_iter()
+            .flat_map(|d| [(d, Activations::Q8, 2), (d, Activations::F32, 2), (d, Activations::F32, 1)])
+        {
+            let (rows, cols) = (20, 128);
+            let q = QMatrix::new(dtype, rows, cols, random_blocks(dtype, rows, cols, 3), acts).unwrap();
+            let x = random_x(m * cols, 5);
+            let mut got = vec![0f32; m * rows];
+            q.matmul(&x, m, &mut got);
+            let mut w = vec![0f32; cols];
+            let mut max_err = 0f32;
+            let mut max_abs = 0f32;
+            for r in 0..rows {
+                q.dequantize_row(r, &mut w);
+                for i in 0..m {
+                    let want: f32 = w.iter().zip(&x[i * cols..(i + 1) * cols]).map(|(a, b)| a * b).sum();
+                    max_err = max_err.max((got[i * rows + r] - want).abs());
+                    max_abs = max_abs.max(want.abs());
+                }
+            }
+            println!("{dtype} {acts:?} m={m}: max |result - f32 on dequantized weights| = {max_err:e} (max |y| = {max_abs})");
+            let tol = match acts {
+                // 8-bit activations: relative error about 1/254 per block, less after summing.
+                Activations::Q8 => 0.01 * max_abs.max(0.1),
+                Activations::F32 => 1e-5 * max_abs.max(1.0),
+            };
+            assert!(max_err < tol, "{dtype} {acts:?}: {max_err}");
+        }
+    }
+
+    #[test]
+    fn matmul_with_one_row_equals_many_rows() {
+        let (rows, cols) = (300, 64);
+        for acts in [Activations::Q8, Activations::F32] {
+            let q = QMatrix::new(DType::Q4_1, rows, cols, random_blocks(DType::Q4_1, rows, cols, 9), acts).unwrap();
+            let x = random_x(3 * cols, 1);
+            let mut all = vec![0f32; 3 * rows];
+            q.matmul(&x, 3, &mut all);
+            for i in 0..3 {
+                let mut one = vec![0f32; rows];
+                q.matmul(&x[i * cols..(i + 1) * cols], 1, &mut one);
+                let d = one.iter().zip(&all[i * rows..(i + 1) * rows]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                // Q8: the same integer sums; F32: fused vs widened-row summation order.
+                assert!(d <= if acts == Activations::Q8 { 0.0 } else { 1e-5 }, "{acts:?}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors_not_panics() {
+        let a = Activations::F32;
+        assert!(QMatrix::new(DType::Q4_1, 2, 32, vec![0; 39], a).is_err());
+        assert!(QMatrix::new(DType::Q4_1, 2, 31, vec![0; 40], a).is_err());
+        assert!(QMatrix::new(DType::Q6_K, 1, 256, vec![0; 210], a).is_err());
+    }
+}
