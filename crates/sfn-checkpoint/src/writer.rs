@@ -109,7 +109,7 @@ fn plan_shards(specs: &[TensorSpec], max: u64) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Absolute form of a path that may not exist yet: its nearest existing ancestor canonicalized.
-fn absolute(path: &Path) -> PathBuf {
+pub fn absolute(path: &Path) -> PathBuf {
     let mut existing = path;
     let mut rest = Vec::new();
     while !existing.exists() {

@@ -8,7 +8,6 @@
 use crate::error::{Error, Result};
 use sfn_checkpoint::{Checkpoint, Format};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -89,7 +88,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn prepare_out_dir(dir: &Path, inputs: &[&Path]) -> Result<PathBuf> {
     for input in inputs {
         let Ok(input) = std::fs::canonicalize(input) else { continue };
-        let target = absolute(dir);
+        let target = sfn_checkpoint::writer::absolute(dir);
         if target.starts_with(&input) {
             return Err(Error::Output {
                 path: dir.to_path_buf(),
@@ -101,40 +100,9 @@ pub fn prepare_out_dir(dir: &Path, inputs: &[&Path]) -> Result<PathBuf> {
     std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Absolute form of a path that may not exist yet: its nearest existing ancestor canonicalized.
-fn absolute(path: &Path) -> PathBuf {
-    let mut existing = path;
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(p), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = if p.as_os_str().is_empty() { Path::new(".") } else { p };
-            }
-            _ => break,
-        }
-    }
-    let mut abs = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
-    abs.extend(rest.iter().rev());
-    abs
-}
-
-/// Write `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
+/// Write `bytes` to `path` atomically (temporary file beside it, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    Ok(sfn_checkpoint::writer::write_atomic(path, bytes)?)
 }
 
 #[cfg(test)]
