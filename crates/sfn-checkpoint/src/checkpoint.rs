@@ -172,7 +172,10 @@ impl Checkpoint {
                         ))
                     }
                     None => {
-                        return Err(Error::invalid(&index_path, format!("index names {name} in {shard}, which does not hold it")))
+                        return Err(Error::invalid(
+                            &index_path,
+                            format!("index names {name} in {shard}, which does not hold it"),
+                        ))
                     }
                 }
             }
@@ -199,8 +202,7 @@ impl Checkpoint {
 
     /// The tensor or an error naming it and this checkpoint.
     pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
-        self.get(name)
-            .ok_or_else(|| Error::tensor(name, format!("not in checkpoint {}", self.path.display())))
+        self.get(name).ok_or_else(|| Error::tensor(name, format!("not in checkpoint {}", self.path.display())))
     }
 
     /// All files this checkpoint reads (for "never write over an input" checks and reports).
@@ -299,7 +301,8 @@ impl Checkpoint {
             // SAFETY: the mapping is read-only and file-backed (MAP_SHARED), so MADV_DONTNEED only
             // unmaps pages: a later access, even a concurrent one, faults them in again from the
             // page cache with the same content. It is a hint; failure changes nothing but memory use.
-            let _ = unsafe { self.files[file].map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+            let _ =
+                unsafe { self.files[file].map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
         }
     }
 
@@ -358,7 +361,10 @@ fn shard_file_names(dir: &Path) -> Result<Vec<String>> {
         for shard in &shards {
             let plain = Path::new(shard).file_name().is_some_and(|n| n == shard.as_str());
             if !plain || shard == ".." || shard == "." {
-                return Err(Error::invalid(&index_path, format!("shard `{shard}` is not a file inside the checkpoint directory")));
+                return Err(Error::invalid(
+                    &index_path,
+                    format!("shard `{shard}` is not a file inside the checkpoint directory"),
+                ));
             }
             if !dir.join(shard).is_file() {
                 return Err(Error::invalid(&index_path, format!("shard `{shard}` named by the index is missing")));
@@ -386,10 +392,8 @@ fn shard_file_names(dir: &Path) -> Result<Vec<String>> {
 fn read_index(path: &Path) -> Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
-    let map = v
-        .get("weight_map")
-        .and_then(Value::as_object)
-        .ok_or_else(|| Error::invalid(path, "no `weight_map` object"))?;
+    let map =
+        v.get("weight_map").and_then(Value::as_object).ok_or_else(|| Error::invalid(path, "no `weight_map` object"))?;
     map.iter()
         .map(|(k, v)| match v.as_str() {
             Some(s) => Ok((k.clone(), s.to_string())),
@@ -421,7 +425,8 @@ fn parse_safetensors_header(
         ));
     }
     let header_end = 8 + header_len as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..header_end]).map_err(|e| format!("invalid JSON header: {e}"))?;
+    let header: Value =
+        serde_json::from_slice(&bytes[8..header_end]).map_err(|e| format!("invalid JSON header: {e}"))?;
     let entries = header.as_object().ok_or("header is not a JSON object")?;
     let data_len = bytes.len() - header_end;
     let mut metadata = BTreeMap::new();

@@ -48,8 +48,8 @@ impl ModelConfig {
     /// Read and interpret `config.json`; errors name the file and the missing or malformed key.
     pub fn from_file(path: &Path) -> Result<ModelConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
         ModelConfig::from_json(&json).map_err(|msg| Error::invalid(path, msg))
     }
 
@@ -66,20 +66,15 @@ impl ModelConfig {
                     .ok_or_else(|| format!("`{key}` must be a non-negative integer, found {x}")),
             }
         };
-        let need = |key: &str| -> std::result::Result<usize, String> {
-            uint(key)?.ok_or_else(|| format!("missing `{key}`"))
-        };
+        let need =
+            |key: &str| -> std::result::Result<usize, String> { uint(key)?.ok_or_else(|| format!("missing `{key}`")) };
         let float = |obj: &Value, key: &str| -> std::result::Result<Option<f64>, String> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(x) => x.as_f64().map(Some).ok_or_else(|| format!("`{key}` must be a number, found {x}")),
             }
         };
-        let family = v
-            .get("model_type")
-            .and_then(Value::as_str)
-            .ok_or("missing `model_type`")?
-            .to_string();
+        let family = v.get("model_type").and_then(Value::as_str).ok_or("missing `model_type`")?.to_string();
         let hidden_size = need("hidden_size")?;
         let num_heads = need("num_attention_heads")?;
         if num_heads == 0 {
@@ -148,11 +143,7 @@ impl ModelConfig {
             sliding_window: uint("sliding_window")?,
             bos_token_id: token_ids("bos_token_id").first().copied(),
             eos_token_ids: token_ids("eos_token_id"),
-            torch_dtype: v
-                .get("torch_dtype")
-                .or_else(|| v.get("dtype"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            torch_dtype: v.get("torch_dtype").or_else(|| v.get("dtype")).and_then(Value::as_str).map(str::to_string),
             family,
         })
     }

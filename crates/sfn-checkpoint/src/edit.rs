@@ -25,11 +25,19 @@ use std::io::Write;
 pub enum Edit {
     TakeB,
     /// alpha·A + (1 − alpha)·B.
-    Mix { alpha: f64 },
+    Mix {
+        alpha: f64,
+    },
     Zero,
     /// N(mean, std), seeded.
-    Reinit { mean: f64, std: f64, seed: u64 },
-    Scale { factor: f64 },
+    Reinit {
+        mean: f64,
+        std: f64,
+        seed: u64,
+    },
+    Scale {
+        factor: f64,
+    },
 }
 
 impl Edit {
@@ -87,7 +95,9 @@ pub fn check_same_architecture(a: &Checkpoint, b: &Checkpoint) -> Result<()> {
     for t in a.tensors() {
         match b.get(&t.name) {
             None => problems.push(format!("{} is in A but not in B", t.name)),
-            Some(u) if u.shape != t.shape => problems.push(format!("{}: shape {:?} in A, {:?} in B", t.name, t.shape, u.shape)),
+            Some(u) if u.shape != t.shape => {
+                problems.push(format!("{}: shape {:?} in A, {:?} in B", t.name, t.shape, u.shape))
+            }
             _ => {}
         }
     }
@@ -141,9 +151,10 @@ impl<'a> EditView<'a> {
                 }
             }
         }
-        let num_layers = a.config.as_ref().map(|c| c.num_layers).unwrap_or_else(|| {
-            a.tensors().iter().filter_map(|t| parse_name(&t.name).layer).max().map_or(0, |l| l + 1)
-        });
+        let num_layers =
+            a.config.as_ref().map(|c| c.num_layers).unwrap_or_else(|| {
+                a.tensors().iter().filter_map(|t| parse_name(&t.name).layer).max().map_or(0, |l| l + 1)
+            });
         if let Some(&bad) = plan.remove_layers.iter().find(|&&l| l >= num_layers) {
             return Err(Error::Selector(format!("cannot remove layer {bad}: the model has layers 0..{num_layers}")));
         }
@@ -198,7 +209,11 @@ impl<'a> EditView<'a> {
     pub fn specs(&self, dtype: Option<DType>) -> Vec<TensorSpec> {
         self.tensors
             .iter()
-            .map(|t| TensorSpec { name: t.name.clone(), dtype: dtype.unwrap_or_else(|| self.natural_dtype(t)), shape: t.shape.clone() })
+            .map(|t| TensorSpec {
+                name: t.name.clone(),
+                dtype: dtype.unwrap_or_else(|| self.natural_dtype(t)),
+                shape: t.shape.clone(),
+            })
             .collect()
     }
 
@@ -306,8 +321,12 @@ impl<'a> EditView<'a> {
         if let Some(obj) = cfg.as_object_mut() {
             for v in obj.values_mut() {
                 if let Some(list) = v.as_array_mut().filter(|l| l.len() == old) {
-                    let kept: Vec<_> =
-                        list.drain(..).enumerate().filter(|(i, _)| !self.plan.remove_layers.contains(i)).map(|(_, x)| x).collect();
+                    let kept: Vec<_> = list
+                        .drain(..)
+                        .enumerate()
+                        .filter(|(i, _)| !self.plan.remove_layers.contains(i))
+                        .map(|(_, x)| x)
+                        .collect();
                     *list = kept;
                 }
             }

@@ -89,7 +89,10 @@ pub enum Target {
     Module(ModuleKind),
     Group(Group),
     /// `source` as the user wrote it; `regex` is it anchored to the whole name.
-    Regex { source: String, regex: Regex },
+    Regex {
+        source: String,
+        regex: Regex,
+    },
 }
 
 impl Target {
@@ -232,7 +235,9 @@ impl Selector {
         let positive = names
             .iter()
             .zip(&parsed)
-            .filter(|(n, tn)| self.is_negative_only() || self.terms.iter().any(|t| !t.negated && t.matches_parsed(n, tn)))
+            .filter(|(n, tn)| {
+                self.is_negative_only() || self.terms.iter().any(|t| !t.negated && t.matches_parsed(n, tn))
+            })
             .count();
         let msg = if positive > 0 {
             format!(
@@ -257,7 +262,12 @@ impl Selector {
         };
         let mut terms = Vec::new();
         if self.is_negative_only() {
-            terms.push(TermMatches { term: "all".into(), negated: false, implicit: true, names: matched_by(&|_, _| true) });
+            terms.push(TermMatches {
+                term: "all".into(),
+                negated: false,
+                implicit: true,
+                names: matched_by(&|_, _| true),
+            });
         }
         for t in &self.terms {
             let names = matched_by(&|n, tn| t.matches_parsed(n, tn));
@@ -481,7 +491,10 @@ fn parse_term(s: &str, start: usize) -> std::result::Result<(Term, usize), Strin
     if let Some(source) = s[i..].strip_prefix("re:") {
         let source = source.trim_end();
         let regex = compile_regex(source)?;
-        return Ok((Term { negated, layers, target: Target::Regex { source: source.to_string(), regex }, param: None }, s.len()));
+        return Ok((
+            Term { negated, layers, target: Target::Regex { source: source.to_string(), regex }, param: None },
+            s.len(),
+        ));
     }
     let end = s[i..].find(',').map_or(s.len(), |e| i + e);
     let token = s[i..end].trim();
@@ -535,7 +548,9 @@ fn parse_target(token: &str) -> std::result::Result<(Target, Option<Param>), Str
         Some("weight") => Some(Param::Weight),
         Some("bias") => Some(Param::Bias),
         Some(other) => {
-            return Err(format!("unknown parameter `.{other}` in `{token}` (only `.weight` or `.bias` may follow a module)"))
+            return Err(format!(
+                "unknown parameter `.{other}` in `{token}` (only `.weight` or `.bias` may follow a module)"
+            ))
         }
     };
     Ok((target, param))
@@ -700,7 +715,21 @@ mod tests {
 
     #[test]
     fn layer_ranges_reject_empty_reversed_and_non_numbers() {
-        for bad in ["", " ", "5..3", "5..5", "4..=3", "a..3", "3..", "..3", "+3", "-1", "1,,2", "1..2..3", "99999999999999999999999"] {
+        for bad in [
+            "",
+            " ",
+            "5..3",
+            "5..5",
+            "4..=3",
+            "a..3",
+            "3..",
+            "..3",
+            "+3",
+            "-1",
+            "1,,2",
+            "1..2..3",
+            "99999999999999999999999",
+        ] {
             let e = parse_layer_ranges(bad).unwrap_err();
             assert!(matches!(e, Error::Selector(_)), "{bad}: {e}");
         }

@@ -92,7 +92,11 @@ impl ModuleKind {
     pub fn is_norm(self) -> bool {
         matches!(
             self,
-            ModuleKind::InputNorm | ModuleKind::PostAttnNorm | ModuleKind::QNorm | ModuleKind::KNorm | ModuleKind::FinalNorm
+            ModuleKind::InputNorm
+                | ModuleKind::PostAttnNorm
+                | ModuleKind::QNorm
+                | ModuleKind::KNorm
+                | ModuleKind::FinalNorm
         )
     }
 

@@ -182,7 +182,10 @@ pub fn write_checkpoint(
     let mut seen = std::collections::HashSet::new();
     for s in specs {
         if s.dtype.is_quantized() {
-            return Err(Error::tensor(&s.name, format!("cannot write {} to safetensors; choose f32, f16 or bf16", s.dtype)));
+            return Err(Error::tensor(
+                &s.name,
+                format!("cannot write {} to safetensors; choose f32, f16 or bf16", s.dtype),
+            ));
         }
         if !seen.insert(s.name.as_str()) {
             return Err(Error::tensor(&s.name, "declared twice"));
@@ -222,7 +225,13 @@ pub fn write_checkpoint(
             if counter.written != s.nbytes() {
                 return Err(Error::tensor(
                     &s.name,
-                    format!("{} bytes supplied for {:?} {}, expected {}", counter.written, s.shape, s.dtype, s.nbytes()),
+                    format!(
+                        "{} bytes supplied for {:?} {}, expected {}",
+                        counter.written,
+                        s.shape,
+                        s.dtype,
+                        s.nbytes()
+                    ),
                 ));
             }
             weight_map.insert(s.name.clone(), shard.clone().into());

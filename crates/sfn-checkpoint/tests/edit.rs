@@ -31,7 +31,8 @@ fn written(view: &EditView, dir: &Path) -> Checkpoint {
         inputs: vec![view.a.path.clone()],
         ..Default::default()
     };
-    write_checkpoint(&out, &view.specs(None), &opts, |s, w| view.write_tensor(view.get(&s.name).unwrap(), s.dtype, w)).unwrap();
+    write_checkpoint(&out, &view.specs(None), &opts, |s, w| view.write_tensor(view.get(&s.name).unwrap(), s.dtype, w))
+        .unwrap();
     Checkpoint::open(out).unwrap()
 }
 
@@ -94,7 +95,8 @@ fn removing_layers_renumbers_and_updates_the_config() {
     let got = written(&view, tmp.path());
     let cfg = got.config.as_ref().unwrap();
     assert_eq!(cfg.num_layers, 1);
-    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(got.path.join("config.json")).unwrap()).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(got.path.join("config.json")).unwrap()).unwrap();
     assert_eq!(raw["layer_types"].as_array().unwrap().len(), 1, "transformers 5.x per-layer list shortened");
     // Old layer 1 is the new layer 0.
     let old = a.read_f32(a.tensor("model.layers.1.self_attn.q_norm.weight").unwrap()).unwrap();
@@ -150,6 +152,9 @@ fn mismatched_b_is_refused_naming_the_differences() {
     let b = Checkpoint::open(fixture("hf/qwen3-qknorm-f16")).unwrap();
     let err = EditView::new(&a, Some(&b), plan("o", Edit::TakeB)).err().unwrap().to_string();
     assert!(err.contains("B does not match A") && err.contains("lm_head.weight is in A but not in B"), "{err}");
-    let err = EditView::new(&a, None, EditPlan { remove_layers: [3].into(), ..Default::default() }).err().unwrap().to_string();
+    let err = EditView::new(&a, None, EditPlan { remove_layers: [3].into(), ..Default::default() })
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cannot remove layer 3: the model has layers 0..3"), "{err}");
 }

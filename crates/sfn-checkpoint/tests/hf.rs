@@ -48,7 +48,8 @@ fn config_and_tensors_match_the_safetensors_library() {
                 other => panic!("unexpected dtype {other}"),
             };
             assert_eq!(t.dtype, dtype, "{name}");
-            let shape: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            let shape: Vec<usize> =
+                e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
             assert_eq!(t.shape, shape, "{name}");
             assert_eq!(ck.file_of(t).file_name().unwrap().to_str().unwrap(), e["file"].as_str().unwrap());
             let v = ck.read_f32(t).unwrap();
@@ -134,7 +135,8 @@ fn sharded_index_maps_every_tensor_to_its_shard_and_totals_the_bytes() {
     let ck = Checkpoint::open(fixtures().join("llama-gqa-untied-f32")).unwrap();
     let out = tmp.path().join("sharded");
     let back = rewrite(&ck, DType::BF16, &out, 5000);
-    let index: Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.safetensors.index.json")).unwrap()).unwrap();
     let map = index["weight_map"].as_object().unwrap();
     assert_eq!(map.len(), ck.tensors().len());
     let total: u64 = back.tensors().iter().map(|t| t.nbytes() as u64).sum();
@@ -159,8 +161,11 @@ fn writer_refuses_to_write_over_its_input_and_leaves_no_partial_output() {
     copy_dir(&fixtures().join("llama-gqa-untied-f32"), &src);
     let ck = Checkpoint::open(&src).unwrap();
     let before = std::fs::read(src.join("model.safetensors")).unwrap();
-    let specs: Vec<TensorSpec> =
-        ck.tensors().iter().map(|t| TensorSpec { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone() }).collect();
+    let specs: Vec<TensorSpec> = ck
+        .tensors()
+        .iter()
+        .map(|t| TensorSpec { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone() })
+        .collect();
     let opts = WriteOptions { inputs: vec![src.clone()], overwrite: true, ..Default::default() };
     let err = write_checkpoint(&src, &specs, &opts, |_, _| Ok(())).unwrap_err().to_string();
     assert!(err.contains("overlaps the input"), "{err}");
@@ -296,7 +301,10 @@ fn index_naming_a_shard_outside_the_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = with_index(tmp.path(), |v| v["weight_map"]["model.norm.weight"] = "../x.safetensors".into());
     let err = Checkpoint::open(&dir).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors.index.json") && err.contains("`../x.safetensors` is not a file inside"), "{err}");
+    assert!(
+        err.contains("model.safetensors.index.json") && err.contains("`../x.safetensors` is not a file inside"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -311,7 +319,9 @@ fn index_naming_a_missing_shard_is_reported() {
 #[test]
 fn index_disagreeing_with_the_shards_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = with_index(tmp.path(), |v| v["weight_map"]["model.nonexistent.weight"] = "model-00001-of-00009.safetensors".into());
+    let dir = with_index(tmp.path(), |v| {
+        v["weight_map"]["model.nonexistent.weight"] = "model-00001-of-00009.safetensors".into()
+    });
     let err = Checkpoint::open(&dir).unwrap_err().to_string();
     assert!(err.contains("model.nonexistent.weight") && err.contains("does not hold it"), "{err}");
 }

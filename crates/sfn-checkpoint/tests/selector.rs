@@ -38,7 +38,11 @@ fn qwen_names() -> Vec<String> {
 
 fn select(sel: &str, names: &[String]) -> Vec<String> {
     let s = Selector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
-    s.select(names.iter().map(String::as_str)).unwrap_or_else(|e| panic!("{sel}: {e}")).into_iter().map(String::from).collect()
+    s.select(names.iter().map(String::as_str))
+        .unwrap_or_else(|e| panic!("{sel}: {e}"))
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 fn count(sel: &str) -> usize {
@@ -91,7 +95,10 @@ fn design_example_o_proj_norms_embed_lm_head_is_a_union_in_input_order() {
 fn design_example_layer_range_mlp_is_half_open() {
     let got = select("layers[1..3].mlp", &qwen_names());
     assert_eq!(got.len(), 2 * 3);
-    assert!(got.iter().all(|n| n.starts_with("model.layers.1.mlp.") || n.starts_with("model.layers.2.mlp.")), "{got:?}");
+    assert!(
+        got.iter().all(|n| n.starts_with("model.layers.1.mlp.") || n.starts_with("model.layers.2.mlp.")),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -134,9 +141,15 @@ fn single_layer_and_multiple_ranges() {
 #[test]
 fn aliases_mean_the_full_module_names() {
     let names = qwen_names();
-    for (alias, full) in
-        [("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj"), ("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")]
-    {
+    for (alias, full) in [
+        ("q", "q_proj"),
+        ("k", "k_proj"),
+        ("v", "v_proj"),
+        ("o", "o_proj"),
+        ("gate", "gate_proj"),
+        ("up", "up_proj"),
+        ("down", "down_proj"),
+    ] {
         assert_eq!(select(alias, &names), select(full, &names), "{alias}");
         assert_eq!(Selector::parse(alias).unwrap().to_string(), full);
     }
@@ -299,7 +312,8 @@ fn nothing_matched_names_the_layers_and_modules_present() {
     assert!(e.contains("o_proj"), "{e}");
 
     // A Llama model has no q_norm: the error lists the modules it does have, without q_norm.
-    let llama: Vec<String> = qwen_names().into_iter().filter(|n| !n.contains("_norm") && !n.ends_with(".bias")).collect();
+    let llama: Vec<String> =
+        qwen_names().into_iter().filter(|n| !n.contains("_norm") && !n.ends_with(".bias")).collect();
     let e = select_err("q_norm", &llama);
     assert!(e.contains("matches no tensor") && e.contains("modules are embed, q_proj"), "{e}");
     assert!(!e.contains("q_norm,") && !e.contains("q_norm;"), "{e}");
@@ -401,7 +415,13 @@ fn error_unknown_module_lists_what_is_known() {
 
 #[test]
 fn error_bad_layer_range() {
-    for (sel, bad) in [("layers[5..3].o_proj", "5..3"), ("layers[5..5].o", "5..5"), ("layers[3..=2].o", "3..=2"), ("layers[x].o", "x"), ("layers[1..].o", "1..")] {
+    for (sel, bad) in [
+        ("layers[5..3].o_proj", "5..3"),
+        ("layers[5..5].o", "5..5"),
+        ("layers[3..=2].o", "3..=2"),
+        ("layers[x].o", "x"),
+        ("layers[1..].o", "1.."),
+    ] {
         let e = parse_err(sel);
         assert!(e.contains(&format!("bad layer range `{bad}`")), "{sel}: {e}");
     }
@@ -459,4 +479,3 @@ fn errors_name_the_whole_selector() {
     let e = parse_err("o_proj,layers[9..1].mlp");
     assert!(e.starts_with("selector: `o_proj,layers[9..1].mlp`: bad layer range `9..1`"), "{e}");
 }
-

@@ -29,7 +29,9 @@ pub struct OutputArgs {
 impl OutputArgs {
     pub fn dtype(&self) -> Result<Option<DType>> {
         match &self.dtype {
-            Some(d) => Ok(Some(DType::parse_writable(d).with_context(|| format!("--dtype {d}: choose f32, f16, bf16 or f64"))?)),
+            Some(d) => Ok(Some(
+                DType::parse_writable(d).with_context(|| format!("--dtype {d}: choose f32, f16, bf16 or f64"))?,
+            )),
             None => Ok(None),
         }
     }

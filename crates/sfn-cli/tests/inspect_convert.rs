@@ -82,11 +82,24 @@ fn inspect_select_lists_what_a_selector_matches() {
 fn inspect_matches_transformers_on_hf_fixtures() {
     for name in ["qwen2-bias-tied-bf16-sharded", "llama-gqa-untied-f32", "qwen3-qknorm-f16"] {
         let expected: Value = serde_json::from_str(
-            &std::fs::read_to_string(root().join(format!("crates/sfn-checkpoint/tests/fixtures/hf/{name}.expected.json"))).unwrap(),
+            &std::fs::read_to_string(
+                root().join(format!("crates/sfn-checkpoint/tests/fixtures/hf/{name}.expected.json")),
+            )
+            .unwrap(),
         )
         .unwrap();
         let v = json_of(&sfn(&["inspect", &hf_fixture(name), "--json"]));
-        for key in ["family", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "vocab_size", "tied_embeddings", "num_parameters"] {
+        for key in [
+            "family",
+            "num_layers",
+            "hidden_size",
+            "num_heads",
+            "num_kv_heads",
+            "head_dim",
+            "vocab_size",
+            "tied_embeddings",
+            "num_parameters",
+        ] {
             assert_eq!(v[key], expected[key], "{name}: {key}");
         }
     }
@@ -101,7 +114,17 @@ fn convert_gguf_to_hf_then_inspect_agrees() {
     assert!(out.join("model.safetensors.index.json").is_file(), "270 MB of bf16 in 100 MB shards");
     let a = json_of(&sfn(&["inspect", &smollm2(), "--json"]));
     let b = json_of(&sfn(&["inspect", out.to_str().unwrap(), "--json"]));
-    for key in ["num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "vocab_size", "tied_embeddings", "num_parameters", "parameters_by_module"] {
+    for key in [
+        "num_layers",
+        "hidden_size",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+        "vocab_size",
+        "tied_embeddings",
+        "num_parameters",
+        "parameters_by_module",
+    ] {
         assert_eq!(a[key], b[key], "{key}");
     }
     assert_eq!(b["dtypes"]["BF16"], 272);

@@ -398,7 +398,7 @@ pub fn run(
                 let va = values(a, ta, s, n, &mut buf_a);
                 let vb = values(b, tb, s, n, &mut buf_b);
                 match (va, vb) {
-                    (Ok(va), Ok(vb)) => kernel.accumulate_values(&mut part, va, vb),
+                    (Ok(va), Ok(vb)) => kernel.add(&mut part, va, vb),
                     (Err(e), _) | (_, Err(e)) => {
                         outcome = Err(e);
                         break;
@@ -406,6 +406,7 @@ pub fn run(
                 }
                 s += n;
             }
+            kernel.flush(&mut part);
             if let Err(e) = outcome {
                 failed.store(true, Ordering::Relaxed);
                 first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.into());

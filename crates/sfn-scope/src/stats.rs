@@ -153,6 +153,8 @@ struct Lanes {
 pub struct Kernel {
     bins: usize,
     avx2: bool,
+    /// Elements counted in `hist` since the last flush (flushed long before a u32 can overflow).
+    pending: u64,
     /// Private histograms, interleaved per slot: element i of a group of LANES counts in
     /// histogram i, so consecutive increments of one bin do not wait on each other.
     /// [slots = bins + 3, LANES]
@@ -161,7 +163,7 @@ pub struct Kernel {
 
 impl Kernel {
     pub fn new(bins: usize) -> Kernel {
-        Kernel { bins, avx2: simd_available(), hist: vec![0; (bins + 3) * LANES] }
+        Kernel { bins, avx2: simd_available(), pending: 0, hist: vec![0; (bins + 3) * LANES] }
     }
 
     /// The portable kernel even where AVX2 exists (tests compare the two).
@@ -177,6 +179,14 @@ impl Kernel {
 
     /// `accumulate` for values in any `Values` form.
     pub fn accumulate_values(&mut self, p: &mut Partial, a: Values, b: Values) {
+        self.add(p, a, b);
+        self.flush(p);
+    }
+
+    /// Like `accumulate_values`, but the histogram counts stay in the kernel's private
+    /// histograms until `flush(p)`: a work item adds thousands of small chunks, and folding
+    /// 8 × (bins + 3) counters into `p` after each cost about 5% of the run. Sums go to `p` at once.
+    pub fn add(&mut self, p: &mut Partial, a: Values, b: Values) {
         let n = a.len();
         assert_eq!(n, b.len());
         assert!(n < u32::MAX as usize);
@@ -191,9 +201,10 @@ impl Kernel {
             done = unsafe { avx2::run(a, b, &mut self.hist, bins, &mut lanes) };
         }
         portable(a, b, done, &mut self.hist, bins, &mut lanes);
-        for (slot, h) in p.slots.iter_mut().zip(self.hist.chunks_exact_mut(LANES)) {
-            *slot += h.iter().map(|&v| v as u64).sum::<u64>();
-            h.fill(0);
+        self.pending += n as u64;
+        // A lane's counter holds at most pending/LANES + 1 counts.
+        if self.pending > 1 << 31 {
+            self.flush(p);
         }
         p.sum_aa += lanes.aa.iter().sum::<f64>();
         p.sum_bb += lanes.bb.iter().sum::<f64>();
@@ -202,6 +213,18 @@ impl Kernel {
         p.max_abs_diff = lanes.mx.iter().fold(p.max_abs_diff, |m, &v| m.max(v));
         p.nonfinite_a += lanes.nfa;
         p.nonfinite_b += lanes.nfb;
+    }
+
+    /// Move the counts held since the last flush into `p`'s histogram.
+    pub fn flush(&mut self, p: &mut Partial) {
+        if self.pending == 0 {
+            return;
+        }
+        for (slot, h) in p.slots.iter_mut().zip(self.hist.chunks_exact_mut(LANES)) {
+            *slot += h.iter().map(|&v| v as u64).sum::<u64>();
+            h.fill(0);
+        }
+        self.pending = 0;
     }
 }
 
