@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The operating system refused a read or write.
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The operating system refused a read or write. The OS error is part of the message and
+    /// deliberately not a `source`, so error chains (anyhow's `{:#}`) do not print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// A file exists but its content is malformed or unsupported.
     #[error("{}: {msg}", path.display())]
     Invalid { path: PathBuf, msg: String },
@@ -26,7 +27,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io { path: path.as_ref().to_path_buf(), err: source }
     }
     pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
         Error::Invalid { path: path.as_ref().to_path_buf(), msg: msg.into() }

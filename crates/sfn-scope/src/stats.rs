@@ -574,6 +574,23 @@ mod tests {
     }
 
     #[test]
+    fn deferred_counts_equal_flushing_after_every_chunk() {
+        let (a, b) = data(20_000, 7);
+        for mut k in [Kernel::new(100), Kernel::portable(100)] {
+            let (mut deferred, mut each) = (Partial::new(100), Partial::new(100));
+            for (ca, cb) in a.chunks(999).zip(b.chunks(999)) {
+                k.add(&mut deferred, Values::F32(ca), Values::F32(cb));
+            }
+            assert_eq!(deferred.slots.iter().sum::<u64>(), 0, "nothing counted before the flush");
+            k.flush(&mut deferred);
+            for (ca, cb) in a.chunks(999).zip(b.chunks(999)) {
+                k.accumulate(&mut each, ca, cb);
+            }
+            assert_eq!(deferred, each);
+        }
+    }
+
+    #[test]
     fn identical_inputs_give_zero_change_in_the_centre_bin() {
         let (a, _) = data(1000, 3);
         let mut p = Partial::new(200);
