@@ -49,7 +49,11 @@ impl ChatTemplate {
         // Templates that print today's date get a fixed one: renders stay reproducible.
         env.add_function("strftime_now", |_fmt: String| -> String { "26 Jul 2024".to_string() });
         env.add_template_owned("chat", source.to_string()).map_err(|e| Error::Template(e.to_string()))?;
-        Ok(ChatTemplate { env, bos_token: bos_token.unwrap_or("").to_string(), eos_token: eos_token.unwrap_or("").to_string() })
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.unwrap_or("").to_string(),
+            eos_token: eos_token.unwrap_or("").to_string(),
+        })
     }
 
     /// The template of `tok`'s model; an error when it has none.

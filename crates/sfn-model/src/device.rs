@@ -13,21 +13,18 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 Some(n) => n.parse().map_err(|_| Error::input(format!("device `{s}`: `{n}` is not a GPU index")))?,
                 None => 0,
             };
-            Device::new_cuda(i).map_err(|e| Error::input(format!("device `{s}`: {e} (sfn-model needs the `cuda` feature for GPUs)")))
+            Device::new_cuda(i)
+                .map_err(|e| Error::input(format!("device `{s}`: {e} (sfn-model needs the `cuda` feature for GPUs)")))
         }
         other => Err(Error::input(format!("unknown device `{other}` (use cpu, cuda or cuda:N)"))),
     }
 }
 
-/// Use `n` CPU threads. Call before any model work: the thread pool is global and starts once.
+/// Use `n` CPU threads. Call before any model work: the thread pool starts once.
 pub fn set_threads(n: usize) -> Result<()> {
-    if n == 0 {
-        return Err(Error::input("--threads must be at least 1"));
-    }
-    // candle's CPU matmul sizes its own parallelism from this variable.
+    crate::pool::set_threads(n)?;
+    // candle's CPU matmul sizes its parallelism from this variable and, without it, re-reads the
+    // CPU topology from /proc on every call.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .map_err(|e| Error::input(format!("cannot set {n} threads: {e}")))
+    Ok(())
 }

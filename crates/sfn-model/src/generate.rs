@@ -51,7 +51,13 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_new_tokens: 128, sampling: Sampling::greedy(), stop_tokens: vec![], stop_strings: vec![], skip_special: true }
+        GenerateOptions {
+            max_new_tokens: 128,
+            sampling: Sampling::greedy(),
+            stop_tokens: vec![],
+            stop_strings: vec![],
+            skip_special: true,
+        }
     }
 }
 
@@ -74,6 +80,19 @@ pub struct Generation {
     pub stop: StopReason,
 }
 
+/// Where the time of a `generate` call went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerateStats {
+    /// Prompt tokens run (padding not counted) and the seconds the prefill took.
+    pub prefill_tokens: usize,
+    pub prefill_seconds: f64,
+    /// Decoding steps after the prefill (one token per row each) and their seconds.
+    pub decode_steps: usize,
+    pub decode_seconds: f64,
+    /// Bytes of the KV cache allocated for the call.
+    pub kv_cache_bytes: usize,
+}
+
 /// Generate continuations of `prompts` (token ids, any lengths). `on_text(row, piece)` receives
 /// each row's text as it becomes final (concatenated, the pieces are the row's `text`).
 pub fn generate(
@@ -84,8 +103,21 @@ pub fn generate(
     hooks: &mut Hooks,
     on_text: &mut dyn FnMut(usize, &str),
 ) -> Result<Vec<Generation>> {
+    Ok(generate_with_stats(model, tokenizer, prompts, opts, hooks, on_text)?.0)
+}
+
+/// `generate`, also reporting prefill and decoding times.
+pub fn generate_with_stats(
+    model: &Model,
+    tokenizer: Option<&Tokenizer>,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+    hooks: &mut Hooks,
+    on_text: &mut dyn FnMut(usize, &str),
+) -> Result<(Vec<Generation>, GenerateStats)> {
+    let mut stats = GenerateStats::default();
     if prompts.is_empty() {
-        return Ok(vec![]);
+        return Ok((vec![], stats));
     }
     if !opts.stop_strings.is_empty() && tokenizer.is_none() {
         return Err(Error::input("stop strings need a tokenizer"));
@@ -97,17 +129,24 @@ pub fn generate(
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let limit = model.max_positions();
     if longest >= limit {
-        return Err(Error::input(format!("a prompt of {longest} tokens leaves no room in the model's {limit} positions")));
+        return Err(Error::input(format!(
+            "a prompt of {longest} tokens leaves no room in the model's {limit} positions"
+        )));
     }
     let capacity = (longest + opts.max_new_tokens).min(limit);
     let mut cache = model.new_cache(prompts.len(), capacity)?;
+    stats.kv_cache_bytes = cache.nbytes();
     let mut rows: Vec<Row> = (0..prompts.len()).map(|i| Row::new(opts.sampling.seed, i)).collect();
     if opts.max_new_tokens == 0 {
-        return Ok(rows.into_iter().map(|r| r.finish(StopReason::MaxNewTokens)).collect());
+        return Ok((rows.into_iter().map(|r| r.finish(StopReason::MaxNewTokens)).collect(), stats));
     }
+    let t = std::time::Instant::now();
     let mut logits = model.prefill(&mut cache, prompts, hooks, Logits::Last)?; // [b, vocab]
+    let mut l: Vec<Vec<f32>> = logits.to_vec2()?;
+    stats.prefill_seconds = t.elapsed().as_secs_f64();
+    stats.prefill_tokens = prompts.iter().map(Vec::len).sum();
+    let t = std::time::Instant::now();
     loop {
-        let l: Vec<Vec<f32>> = logits.to_vec2()?;
         let mut next = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter_mut().enumerate() {
             if row.stop.is_some() {
@@ -141,11 +180,18 @@ pub fn generate(
         }
         let step: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
         logits = model.extend(&mut cache, &step, hooks, Logits::Last)?;
+        l = logits.to_vec2()?;
+        stats.decode_steps += 1;
     }
-    Ok(rows.into_iter().map(|r| {
-        let stop = r.stop.clone().unwrap_or(StopReason::MaxNewTokens);
-        r.finish(stop)
-    }).collect())
+    stats.decode_seconds = t.elapsed().as_secs_f64();
+    let gens = rows
+        .into_iter()
+        .map(|r| {
+            let stop = r.stop.clone().unwrap_or(StopReason::MaxNewTokens);
+            r.finish(stop)
+        })
+        .collect();
+    Ok((gens, stats))
 }
 
 fn validate_sampling(s: &Sampling) -> Result<()> {
@@ -173,7 +219,14 @@ struct Row {
 
 impl Row {
     fn new(seed: u64, row: usize) -> Row {
-        Row { tokens: vec![], last: 0, stop: None, text: String::new(), emitted: 0, rng: SplitMix::new(seed, row as u64) }
+        Row {
+            tokens: vec![],
+            last: 0,
+            stop: None,
+            text: String::new(),
+            emitted: 0,
+            rng: SplitMix::new(seed, row as u64),
+        }
     }
 
     fn finish(self, stop: StopReason) -> Generation {
@@ -188,12 +241,21 @@ impl Row {
     }
 
     /// Decode, look for stop strings, and emit what is final (everything when `done`).
-    fn flush(&mut self, row: usize, tok: Option<&Tokenizer>, opts: &GenerateOptions, done: bool, on_text: &mut dyn FnMut(usize, &str)) -> Result<()> {
+    fn flush(
+        &mut self,
+        row: usize,
+        tok: Option<&Tokenizer>,
+        opts: &GenerateOptions,
+        done: bool,
+        on_text: &mut dyn FnMut(usize, &str),
+    ) -> Result<()> {
         let Some(tok) = tok else { return Ok(()) };
         let mut text = tok.decode(&self.tokens, opts.skip_special)?;
         let mut end = text.len();
         // A stop string anywhere in the text ends the row there.
-        if let Some((at, s)) = opts.stop_strings.iter().filter_map(|s| text.find(s.as_str()).map(|at| (at, s))).min_by_key(|(at, _)| *at) {
+        if let Some((at, s)) =
+            opts.stop_strings.iter().filter_map(|s| text.find(s.as_str()).map(|at| (at, s))).min_by_key(|(at, _)| *at)
+        {
             let s = s.clone();
             text.truncate(at);
             end = at;

@@ -36,8 +36,14 @@ pub enum HookPoint {
 }
 
 impl HookPoint {
-    pub const ALL: [HookPoint; 6] =
-        [HookPoint::ResidPre, HookPoint::AttnHeads, HookPoint::AttnOut, HookPoint::ResidMid, HookPoint::MlpOut, HookPoint::ResidPost];
+    pub const ALL: [HookPoint; 6] = [
+        HookPoint::ResidPre,
+        HookPoint::AttnHeads,
+        HookPoint::AttnOut,
+        HookPoint::ResidMid,
+        HookPoint::MlpOut,
+        HookPoint::ResidPost,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,7 +92,9 @@ impl fmt::Display for HookId {
 impl std::str::FromStr for HookId {
     type Err = Error;
     fn from_str(s: &str) -> Result<HookId> {
-        let (p, l) = s.rsplit_once('.').ok_or_else(|| Error::input(format!("hook `{s}` is not POINT.LAYER (e.g. resid_post.3)")))?;
+        let (p, l) = s
+            .rsplit_once('.')
+            .ok_or_else(|| Error::input(format!("hook `{s}` is not POINT.LAYER (e.g. resid_post.3)")))?;
         let layer = l.parse().map_err(|_| Error::input(format!("hook `{s}`: `{l}` is not a layer index")))?;
         Ok(HookId { layer, point: HookPoint::parse(p)? })
     }
@@ -310,7 +318,8 @@ fn apply(iv: &Intervention, x: &Tensor, ctx: &HookCtx) -> Result<Tensor> {
             }
         }
     }
-    let mask_shape: Vec<usize> = if iv.heads.is_some() { vec![b, s, heads, 1] } else { [vec![b, s], vec![1; dims.len() - 2]].concat() };
+    let mask_shape: Vec<usize> =
+        if iv.heads.is_some() { vec![b, s, heads, 1] } else { [vec![b, s], vec![1; dims.len() - 2]].concat() };
     let m = Tensor::from_vec(mask, mask_shape, x.device())?;
     let keep = (1.0 - &m)?;
     Ok((x.broadcast_mul(&keep)? + new.broadcast_mul(&m)?)?)

@@ -61,7 +61,14 @@ pub struct Linear {
 
 impl Linear {
     /// Load `{prefix}.weight` (and `{prefix}.bias` when `bias`), checking the shape [out, in].
-    pub fn load(src: &dyn WeightSource, prefix: &str, in_f: usize, out_f: usize, bias: bool, opts: &LoadOptions) -> Result<Linear> {
+    pub fn load(
+        src: &dyn WeightSource,
+        prefix: &str,
+        in_f: usize,
+        out_f: usize,
+        bias: bool,
+        opts: &LoadOptions,
+    ) -> Result<Linear> {
         let name = format!("{prefix}.weight");
         let weight = load_matrix(src, &name, out_f, in_f, opts)?;
         let bias = if bias { Some(load_vector(src, &format!("{prefix}.bias"), out_f, &opts.device)?) } else { None };
@@ -129,16 +136,26 @@ impl Linear {
                 .collect::<Result<Vec<_>>>();
             match bs {
                 Ok(bs) => Some(Tensor::cat(&bs, 0)?),
-                Err(_) => return Ok(Linear { weight: Weight::Parts(parts), bias: None, in_features: in_f, out_features: out_f }),
+                Err(_) => {
+                    return Ok(Linear {
+                        weight: Weight::Parts(parts),
+                        bias: None,
+                        in_features: in_f,
+                        out_features: out_f,
+                    })
+                }
             }
         } else {
             None
         };
         let weight = if parts.iter().all(|p| matches!(p.weight, Weight::Dense(_))) {
-            let ws: Vec<Tensor> = parts.iter().map(|p| match &p.weight {
-                Weight::Dense(w) => w.clone(),
-                _ => unreachable!(),
-            }).collect();
+            let ws: Vec<Tensor> = parts
+                .iter()
+                .map(|p| match &p.weight {
+                    Weight::Dense(w) => w.clone(),
+                    _ => unreachable!(),
+                })
+                .collect();
             Weight::Dense(Tensor::cat(&ws, 0)?)
         } else if let Some(q) = QMatrix::stack(parts.iter().map(|p| match &p.weight {
             Weight::Blocks(q) => Some(q.as_ref()),
@@ -214,7 +231,13 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    pub fn load(src: &dyn WeightSource, name: &str, vocab: usize, hidden: usize, opts: &LoadOptions) -> Result<Embedding> {
+    pub fn load(
+        src: &dyn WeightSource,
+        name: &str,
+        vocab: usize,
+        hidden: usize,
+        opts: &LoadOptions,
+    ) -> Result<Embedding> {
         let mut weight = load_matrix(src, name, vocab, hidden, opts)?;
         if let Weight::Candle(_) | Weight::Parts(_) = weight {
             // Rows cannot be read out of candle's quantized tensors: keep an f32 table instead.
@@ -324,7 +347,9 @@ pub fn inv_freq(cfg: &ModelConfig) -> Result<Vec<f32>> {
             f.iter_mut().for_each(|x| *x /= *factor as f32);
         }
         Some(r) if r.rope_type == "llama3" => {
-            let need = |v: Option<f64>, k: &str| v.ok_or_else(|| Error::unsupported(format!("llama3 rope scaling without `{k}`")));
+            let need = |v: Option<f64>, k: &str| {
+                v.ok_or_else(|| Error::unsupported(format!("llama3 rope scaling without `{k}`")))
+            };
             let factor = r.factor as f32;
             let low = need(r.low_freq_factor, "low_freq_factor")? as f32;
             let high = need(r.high_freq_factor, "high_freq_factor")? as f32;

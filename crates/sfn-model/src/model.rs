@@ -14,7 +14,7 @@
 use crate::cache::KvCache;
 use crate::error::{Error, Result};
 use crate::hooks::{HookCtx, HookId, HookPoint, Hooks};
-use crate::layers::{swiglu, Embedding, Linear, LoadOptions, Rope, RmsNorm, F32};
+use crate::layers::{swiglu, Embedding, Linear, LoadOptions, RmsNorm, Rope, F32};
 use crate::source::WeightSource;
 use candle_core::{Device, Tensor};
 use sfn_checkpoint::ModelConfig;
@@ -103,12 +103,25 @@ impl Model {
                 o_proj: Linear::load(src, &format!("{a}.o_proj"), nh * hd, h, bias(&format!("{a}.o_proj")), opts)?,
                 q_norm: norm("q_norm")?,
                 k_norm: norm("k_norm")?,
-                post_attention_layernorm: RmsNorm::load(src, &format!("{p}.post_attention_layernorm.weight"), h, eps, dev)?,
+                post_attention_layernorm: RmsNorm::load(
+                    src,
+                    &format!("{p}.post_attention_layernorm.weight"),
+                    h,
+                    eps,
+                    dev,
+                )?,
                 gate_up_proj: Linear::stack(vec![
                     Linear::load(src, &format!("{mlp}.gate_proj"), h, i, bias(&format!("{mlp}.gate_proj")), opts)?,
                     Linear::load(src, &format!("{mlp}.up_proj"), h, i, bias(&format!("{mlp}.up_proj")), opts)?,
                 ])?,
-                down_proj: Linear::load(src, &format!("{mlp}.down_proj"), i, h, bias(&format!("{mlp}.down_proj")), opts)?,
+                down_proj: Linear::load(
+                    src,
+                    &format!("{mlp}.down_proj"),
+                    i,
+                    h,
+                    bias(&format!("{mlp}.down_proj")),
+                    opts,
+                )?,
             });
         }
         let norm = RmsNorm::load(src, "model.norm.weight", h, eps, dev)?;
@@ -139,10 +152,7 @@ impl Model {
             .layers
             .iter()
             .map(|b| {
-                [&b.qkv_proj, &b.o_proj, &b.gate_up_proj, &b.down_proj]
-                    .iter()
-                    .map(|l| l.weight_bytes())
-                    .sum::<usize>()
+                [&b.qkv_proj, &b.o_proj, &b.gate_up_proj, &b.down_proj].iter().map(|l| l.weight_bytes()).sum::<usize>()
             })
             .sum();
         per_layer + self.lm_head.weight_bytes()
@@ -166,7 +176,13 @@ impl Model {
     }
 
     /// Run the prompts (any lengths, left-padded) into an empty cache; returns logits for `which`.
-    pub fn prefill(&self, cache: &mut KvCache, prompts: &[Vec<u32>], hooks: &mut Hooks, which: Logits) -> Result<Tensor> {
+    pub fn prefill(
+        &self,
+        cache: &mut KvCache,
+        prompts: &[Vec<u32>],
+        hooks: &mut Hooks,
+        which: Logits,
+    ) -> Result<Tensor> {
         if cache.len() != 0 {
             return Err(Error::input("prefill needs an empty cache (call KvCache::reset)"));
         }
@@ -187,8 +203,31 @@ impl Model {
         self.run(tokens, &pad, Some(cache), hooks, which)
     }
 
-    /// The forward pass over `rows` (equal lengths) with left padding `pad`, appending to `cache`.
-    fn run(&self, rows: &[Vec<u32>], pad: &[usize], mut cache: Option<&mut KvCache>, hooks: &mut Hooks, which: Logits) -> Result<Tensor> {
+    /// The forward pass over `rows` (equal lengths) with left padding `pad`, appending to `cache`;
+    /// on the CPU it runs inside the runtime's thread pool.
+    fn run(
+        &self,
+        rows: &[Vec<u32>],
+        pad: &[usize],
+        cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+        which: Logits,
+    ) -> Result<Tensor> {
+        if self.device.is_cpu() {
+            crate::pool::install(|| self.run_here(rows, pad, cache, hooks, which))
+        } else {
+            self.run_here(rows, pad, cache, hooks, which)
+        }
+    }
+
+    fn run_here(
+        &self,
+        rows: &[Vec<u32>],
+        pad: &[usize],
+        mut cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+        which: Logits,
+    ) -> Result<Tensor> {
         let cfg = &self.config;
         let b = rows.len();
         let s = rows.first().map_or(0, Vec::len);
@@ -209,7 +248,10 @@ impl Model {
         let total = offset + s;
         if let Some(c) = cache.as_ref() {
             if total > c.capacity() {
-                return Err(Error::input(format!("the KV cache holds {} positions; this step needs {total}", c.capacity())));
+                return Err(Error::input(format!(
+                    "the KV cache holds {} positions; this step needs {total}",
+                    c.capacity()
+                )));
             }
         }
         let min_pad = pad.iter().copied().min().unwrap_or(0);
@@ -239,7 +281,8 @@ impl Model {
             }
             // Attention.
             let h = block.input_layernorm.forward(&x)?;
-            let heads = self.attention(block, &h, &rope, mask.as_ref(), cache.as_deref_mut().map(|c| (c, l)), offset)?; // [b, s, nh, hd]
+            let heads =
+                self.attention(block, &h, &rope, mask.as_ref(), cache.as_deref_mut().map(|c| (c, l)), offset)?; // [b, s, nh, hd]
             let heads = hooks.at(id(HookPoint::AttnHeads), heads, &ctx(id(HookPoint::AttnHeads)))?;
             let attn = block.o_proj.forward(&heads.reshape((b, s, cfg.num_heads * cfg.head_dim))?)?; // [b, s, hidden]
             let attn = hooks.at(id(HookPoint::AttnOut), attn, &ctx(id(HookPoint::AttnOut)))?;

@@ -37,8 +37,9 @@ impl ActBlock {
     const ZERO: ActBlock = ActBlock { d: 0.0, s: 0.0, qs: [0; QK] };
 }
 
-/// Quantize one row (length a multiple of 32) as ggml's `quantize_row_q8_1` does, but with f32
-/// scales: d = max|x|/127, q = round(x/d).
+/// Quantize one row (length a multiple of 32) as ggml's `quantize_row_q8_1` does: d = max|x|/127,
+/// q = round(x/d), and d and s = d·Σq stored rounded to f16 (ggml keeps them as f16), so results
+/// follow llama.cpp's as closely as the summation order allows.
 pub fn quantize_acts(x: &[f32], out: &mut [ActBlock]) {
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -50,8 +51,8 @@ pub fn quantize_acts(x: &[f32], out: &mut [ActBlock]) {
             *q = r as i8;
             sum += r;
         }
-        b.d = d;
-        b.s = d * sum as f32;
+        b.d = f16::from_f32(d).to_f32();
+        b.s = f16::from_f32(d * sum as f32).to_f32();
     }
 }
 
@@ -67,10 +68,11 @@ pub enum Activations {
 #[derive(Clone, Copy)]
 struct Kernels {
     q8: fn(&[u8], &[ActBlock]) -> f32,
-    q8x4: fn([&[u8]; 4], &[ActBlock]) -> [f32; 4],
+    /// On one interleaved group of four rows.
+    q8x4: fn(&[u8], &[ActBlock]) -> [f32; 4],
     /// Weight row · f32 activations; the third argument holds the activations' per-block sums.
     f32: fn(&[u8], &[f32], &[f32]) -> f32,
-    f32x4: fn([&[u8]; 4], &[f32], &[f32]) -> [f32; 4],
+    f32x4: fn(&[u8], &[f32], &[f32]) -> [f32; 4],
     /// f32 · f32 over a whole row (after widening a weight row, for several activation rows).
     dense: fn(&[f32], &[f32]) -> f32,
 }
@@ -109,7 +111,14 @@ impl QMatrix {
         Self::with_kernel(dtype, rows, cols, data, acts, Kernel::Scalar)
     }
 
-    fn with_kernel(dtype: DType, rows: usize, cols: usize, data: Vec<u8>, acts: Activations, kernel: Kernel) -> Result<QMatrix> {
+    fn with_kernel(
+        dtype: DType,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+        acts: Activations,
+        kernel: Kernel,
+    ) -> Result<QMatrix> {
         if !Self::supports(dtype) {
             return Err(Error::unsupported(format!("no CPU kernel for {dtype} weights")));
         }
@@ -124,7 +133,17 @@ impl QMatrix {
                 data.len()
             )));
         }
-        Ok(QMatrix { dtype, rows, cols, data, row_bytes, acts, kernels: pick_kernels(dtype, kernel), scalar: kernel == Kernel::Scalar })
+        let data = interleave(&data, rows, row_bytes, dtype.block_bytes());
+        Ok(QMatrix {
+            dtype,
+            rows,
+            cols,
+            data,
+            row_bytes,
+            acts,
+            kernels: pick_kernels(dtype, kernel),
+            scalar: kernel == Kernel::Scalar,
+        })
     }
 
     /// Matrices of one type and width stacked by rows (None when they differ or one is None).
@@ -135,7 +154,7 @@ impl QMatrix {
         if parts.iter().any(|p| p.dtype != first.dtype || p.cols != first.cols || p.acts != first.acts) {
             return Ok(None);
         }
-        let data: Vec<u8> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        let data: Vec<u8> = parts.iter().flat_map(|p| p.plain_bytes()).collect();
         let rows = parts.iter().map(|p| p.rows).sum();
         let scalar = parts.iter().all(|p| p.scalar);
         let kernel = if scalar { Kernel::Scalar } else { Kernel::Best };
@@ -147,13 +166,43 @@ impl QMatrix {
         self.data.len()
     }
 
-    fn row(&self, r: usize) -> &[u8] {
-        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    /// Rows grouped in fours; the last `rows % 4` rows are stored plainly after the groups.
+    fn groups(&self) -> usize {
+        self.rows / 4
+    }
+
+    /// Group g: rows 4g..4g+4 with their blocks interleaved (block b of row j at index 4b + j).
+    fn group(&self, g: usize) -> &[u8] {
+        &self.data[g * 4 * self.row_bytes..(g + 1) * 4 * self.row_bytes]
+    }
+
+    /// A row after the groups, stored plainly.
+    fn tail_row(&self, r: usize) -> &[u8] {
+        let start = self.groups() * 4 * self.row_bytes + (r - 4 * self.groups()) * self.row_bytes;
+        &self.data[start..start + self.row_bytes]
+    }
+
+    /// Row r's blocks in order (gathered from its group when it has one).
+    fn row_bytes_of(&self, r: usize) -> std::borrow::Cow<'_, [u8]> {
+        if r >= 4 * self.groups() {
+            return std::borrow::Cow::Borrowed(self.tail_row(r));
+        }
+        let (g, j) = (self.group(r / 4), r % 4);
+        let bb = self.dtype.block_bytes();
+        let nb = self.cols / QK;
+        std::borrow::Cow::Owned(
+            (0..nb).flat_map(|b| g[(4 * b + j) * bb..(4 * b + j + 1) * bb].iter().copied()).collect(),
+        )
+    }
+
+    /// The stored blocks in plain row-major order (as given to `new`).
+    pub fn plain_bytes(&self) -> Vec<u8> {
+        (0..self.rows).flat_map(|r| self.row_bytes_of(r).into_owned()).collect()
     }
 
     /// Row `r` as f32 (`out.len() == cols`).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        dequantize(self.dtype, self.row(r), out)
+        dequantize(self.dtype, &self.row_bytes_of(r), out)
     }
 
     /// out [m, rows] = x [m, cols] · Wᵀ, parallel over output rows.
@@ -164,10 +213,6 @@ impl QMatrix {
             Activations::Q8 => self.matmul_q8(x, m, out),
             Activations::F32 => self.matmul_f32(x, m, out),
         }
-    }
-
-    fn rows4(&self, g: usize) -> [&[u8]; 4] {
-        [self.row(4 * g), self.row(4 * g + 1), self.row(4 * g + 2), self.row(4 * g + 3)]
     }
 
     fn matmul_q8(&self, x: &[f32], m: usize, out: &mut [f32]) {
@@ -184,7 +229,7 @@ impl QMatrix {
                 for i in 0..m {
                     let a = &acts[i * nb..(i + 1) * nb];
                     if 4 * g + 4 <= n {
-                        let v = (k.q8x4)(self.rows4(g), a);
+                        let v = (k.q8x4)(self.group(g), a);
                         for (j, v) in v.into_iter().enumerate() {
                             // SAFETY: row groups are disjoint, so (i, 4g + j) is written once.
                             unsafe { dst.write(i * n + 4 * g + j, v) };
@@ -192,7 +237,7 @@ impl QMatrix {
                     } else {
                         for r in 4 * g..n {
                             // SAFETY: as above.
-                            unsafe { dst.write(i * n + r, (k.q8)(self.row(r), a)) };
+                            unsafe { dst.write(i * n + r, (k.q8)(self.tail_row(r), a)) };
                         }
                     }
                 }
@@ -209,14 +254,14 @@ impl QMatrix {
             parallel_for(n.div_ceil(4), |range| {
                 for g in range {
                     if 4 * g + 4 <= n {
-                        for (j, v) in (k.f32x4)(self.rows4(g), x, &sums).into_iter().enumerate() {
+                        for (j, v) in (k.f32x4)(self.group(g), x, &sums).into_iter().enumerate() {
                             // SAFETY: row groups are disjoint, so each output is written once.
                             unsafe { dst.write(4 * g + j, v) };
                         }
                     } else {
                         for r in 4 * g..n {
                             // SAFETY: as above.
-                            unsafe { dst.write(r, (k.f32)(self.row(r), x, &sums)) };
+                            unsafe { dst.write(r, (k.f32)(self.tail_row(r), x, &sums)) };
                         }
                     }
                 }
@@ -227,7 +272,7 @@ impl QMatrix {
         parallel_for(n.div_ceil(8), |range| {
             let mut wf = vec![0f32; cols];
             for r in range.start * 8..(range.end * 8).min(n) {
-                dequantize(self.dtype, self.row(r), &mut wf);
+                dequantize(self.dtype, &self.row_bytes_of(r), &mut wf);
                 for i in 0..m {
                     // SAFETY: weight rows are disjoint across tasks, so (i, r) is written once.
                     unsafe { dst.write(i * n + r, (k.dense)(&wf, &x[i * cols..(i + 1) * cols])) };
@@ -237,10 +282,14 @@ impl QMatrix {
     }
 }
 
-/// Run `f` over chunks of `0..n` on candle's CPU barrier pool (a llama.cpp-style spin-then-park
-/// pool: far cheaper to start than a rayon job, which matters at ~200 matmuls per token).
-fn parallel_for(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
-    candle_core::utils::barrier_pool().execute_chunked(n, f);
+/// Run `f` over chunks of `0..n` in parallel (rayon, in whichever pool the caller runs: the
+/// runtime's, see `crate::pool`). About 4 chunks per thread: enough to balance, few enough that
+/// splitting costs little.
+fn parallel_for(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync + Send) {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = n.div_ceil(threads * 4).max(1);
+    (0..n.div_ceil(chunk)).into_par_iter().for_each(|t| f(t * chunk..((t + 1) * chunk).min(n)));
 }
 
 /// An output buffer that parallel tasks write to at disjoint indices.
@@ -252,6 +301,8 @@ struct SharedOut {
 // SAFETY: tasks only write through `write`, at indices no other task writes (callers guarantee
 // it), while the buffer's owner waits for all of them (`execute_chunked` returns after they end).
 unsafe impl Sync for SharedOut {}
+// SAFETY: as for Sync; the pointer is only used while the buffer is borrowed by `matmul`.
+unsafe impl Send for SharedOut {}
 
 impl SharedOut {
     fn new(out: &mut [f32]) -> SharedOut {
@@ -264,6 +315,24 @@ impl SharedOut {
         assert!(i < self.len);
         *self.ptr.add(i) = v;
     }
+}
+
+/// Plain row-major blocks → groups of four rows with their blocks interleaved (block b of row j
+/// at 4b + j), the last `rows % 4` rows plain after them. One group is then one sequential stream
+/// for the kernels (better prefetching than four short row streams).
+fn interleave(data: &[u8], rows: usize, row_bytes: usize, bb: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let nb = row_bytes / bb;
+    for g in 0..rows / 4 {
+        for b in 0..nb {
+            for j in 0..4 {
+                let at = (4 * g + j) * row_bytes + b * bb;
+                out.extend_from_slice(&data[at..at + bb]);
+            }
+        }
+    }
+    out.extend_from_slice(&data[rows / 4 * 4 * row_bytes..]);
+    out
 }
 
 /// Convert whole blocks of a supported type to f32.
@@ -305,7 +374,13 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
     #[cfg(target_arch = "x86_64")]
     if kernel == Kernel::Best && avx2::available() {
         use avx2::*;
-        let (q8, q8x4, f32, f32x4): (fn(&[u8], &[ActBlock]) -> f32, fn([&[u8]; 4], &[ActBlock]) -> [f32; 4], fn(&[u8], &[f32], &[f32]) -> f32, fn([&[u8]; 4], &[f32], &[f32]) -> [f32; 4]) = match dtype {
+        #[allow(clippy::type_complexity)]
+        let (q8, q8x4, f32, f32x4): (
+            fn(&[u8], &[ActBlock]) -> f32,
+            fn(&[u8], &[ActBlock]) -> [f32; 4],
+            fn(&[u8], &[f32], &[f32]) -> f32,
+            fn(&[u8], &[f32], &[f32]) -> [f32; 4],
+        ) = match dtype {
             DType::Q8_0 => (dot_q8_0, x4::<Q8_0>, dotf_q8_0, f4::<Q8_0>),
             DType::Q4_0 => (dot_q4_0, x4::<Q4_0>, dotf_q4_0, f4::<Q4_0>),
             _ => (dot_q4_1, x4::<Q4_1>, dotf_q4_1, f4::<Q4_1>),
@@ -318,19 +393,19 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
         DType::Q4_0 => (scalar::dot_q4_0, scalar::dotf_q4_0),
         _ => (scalar::dot_q4_1, scalar::dotf_q4_1),
     };
-    // Scalar four-row kernels are four single-row calls: identical sums by construction.
+    // Scalar four-row kernels are four single-row calls on the gathered rows.
     Kernels {
         q8,
         q8x4: match dtype {
-            DType::Q8_0 => |w, a| w.map(|w| scalar::dot_q8_0(w, a)),
-            DType::Q4_0 => |w, a| w.map(|w| scalar::dot_q4_0(w, a)),
-            _ => |w, a| w.map(|w| scalar::dot_q4_1(w, a)),
+            DType::Q8_0 => |g, a| scalar::rows_of_group(g, 34).map(|w| scalar::dot_q8_0(&w, a)),
+            DType::Q4_0 => |g, a| scalar::rows_of_group(g, 18).map(|w| scalar::dot_q4_0(&w, a)),
+            _ => |g, a| scalar::rows_of_group(g, 20).map(|w| scalar::dot_q4_1(&w, a)),
         },
         f32,
         f32x4: match dtype {
-            DType::Q8_0 => |w, x, s| w.map(|w| scalar::dotf_q8_0(w, x, s)),
-            DType::Q4_0 => |w, x, s| w.map(|w| scalar::dotf_q4_0(w, x, s)),
-            _ => |w, x, s| w.map(|w| scalar::dotf_q4_1(w, x, s)),
+            DType::Q8_0 => |g, x, s| scalar::rows_of_group(g, 34).map(|w| scalar::dotf_q8_0(&w, x, s)),
+            DType::Q4_0 => |g, x, s| scalar::rows_of_group(g, 18).map(|w| scalar::dotf_q4_0(&w, x, s)),
+            _ => |g, x, s| scalar::rows_of_group(g, 20).map(|w| scalar::dotf_q4_1(&w, x, s)),
         },
         dense: scalar::dot_f32,
     }
@@ -339,6 +414,11 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
 /// Portable kernels: exact integer sums per block, then scaled, as ggml's reference code does.
 mod scalar {
     use super::{f16_at, ActBlock, QK};
+
+    /// The four rows of an interleaved group (block b of row j at 4b + j), each as plain blocks.
+    pub fn rows_of_group(g: &[u8], bb: usize) -> [Vec<u8>; 4] {
+        std::array::from_fn(|j| g.chunks_exact(bb).skip(j).step_by(4).flatten().copied().collect())
+    }
 
     pub fn dot_q8_0(w: &[u8], a: &[ActBlock]) -> f32 {
         let mut sum = 0f32;
@@ -687,11 +767,12 @@ mod avx2 {
 
     impl Block for Q4_0 {
         const BYTES: usize = 18;
-        // Nibbles are stored +8: Σ(q−8)·y = Σq·y − 8·Σy, and Σy is the activation block's s/d.
+        // Nibbles are stored +8: exact signed products, as ggml's Q4_0 × Q8_0.
         #[inline(always)]
         unsafe fn q8(p: *const u8, a: &ActBlock) -> (__m256, f32, f32) {
-            let d = f16_at(p);
-            (nibble_dot_q(p.add(2), a), d, -8.0 * d * a.s)
+            let x = _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8));
+            let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+            (dot_i8(x, y), f16_at(p), 0.0)
         }
         #[inline(always)]
         unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32) {
@@ -719,21 +800,27 @@ mod avx2 {
         }
     }
 
-    /// Four weight rows against one row of 8-bit activations.
-    pub fn x4<B: Block>(w: [&[u8]; 4], a: &[ActBlock]) -> [f32; 4] {
-        assert!(w.iter().all(|r| r.len() >= a.len() * B::BYTES));
+    /// Bytes ahead of the current block group to prefetch (about 4 groups of blocks).
+    const PREFETCH: usize = 512;
+
+    /// One interleaved group of four weight rows against one row of 8-bit activations.
+    pub fn x4<B: Block>(g: &[u8], a: &[ActBlock]) -> [f32; 4] {
+        assert!(g.len() >= 4 * a.len() * B::BYTES);
         // SAFETY: `available()` was checked before these kernels were chosen; reads stay inside
-        // the asserted lengths.
-        unsafe { x4_impl::<B>(w, a) }
+        // the asserted length (prefetches may point past it; they never fault).
+        unsafe { x4_impl::<B>(g, a) }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn x4_impl<B: Block>(w: [&[u8]; 4], a: &[ActBlock]) -> [f32; 4] {
+    unsafe fn x4_impl<B: Block>(g: &[u8], a: &[ActBlock]) -> [f32; 4] {
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut off = [0f32; 4];
+        let p = g.as_ptr();
         for (b, ab) in a.iter().enumerate() {
+            let pb = p.add(4 * b * B::BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(PREFETCH) as *const i8);
             for r in 0..4 {
-                let (s, d, o) = B::q8(w[r].as_ptr().add(b * B::BYTES), ab);
+                let (s, d, o) = B::q8(pb.add(r * B::BYTES), ab);
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), s, acc[r]);
                 off[r] += o;
             }
@@ -741,23 +828,32 @@ mod avx2 {
         [hsum(acc[0]) + off[0], hsum(acc[1]) + off[1], hsum(acc[2]) + off[2], hsum(acc[3]) + off[3]]
     }
 
-    /// Four weight rows against one row of f32 activations (`sums`: its per-block sums).
-    pub fn f4<B: Block>(w: [&[u8]; 4], x: &[f32], sums: &[f32]) -> [f32; 4] {
+    /// One interleaved group of four weight rows against one row of f32 activations (`sums`: its
+    /// per-block sums).
+    pub fn f4<B: Block>(g: &[u8], x: &[f32], sums: &[f32]) -> [f32; 4] {
         let nb = x.len() / 32;
-        assert!(sums.len() >= nb && w.iter().all(|r| r.len() >= nb * B::BYTES));
+        assert!(sums.len() >= nb && g.len() >= 4 * nb * B::BYTES);
         // SAFETY: as in x4.
-        unsafe { f4_impl::<B>(w, x, sums, nb) }
+        unsafe { f4_impl::<B>(g, x, sums, nb) }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn f4_impl<B: Block>(w: [&[u8]; 4], x: &[f32], sums: &[f32], nb: usize) -> [f32; 4] {
+    unsafe fn f4_impl<B: Block>(g: &[u8], x: &[f32], sums: &[f32], nb: usize) -> [f32; 4] {
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut off = [0f32; 4];
+        let p = g.as_ptr();
         for b in 0..nb {
+            let pb = p.add(4 * b * B::BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(PREFETCH) as *const i8);
             let xp = x.as_ptr().add(b * 32);
-            let xv = [_mm256_loadu_ps(xp), _mm256_loadu_ps(xp.add(8)), _mm256_loadu_ps(xp.add(16)), _mm256_loadu_ps(xp.add(24))];
+            let xv = [
+                _mm256_loadu_ps(xp),
+                _mm256_loadu_ps(xp.add(8)),
+                _mm256_loadu_ps(xp.add(16)),
+                _mm256_loadu_ps(xp.add(24)),
+            ];
             for r in 0..4 {
-                let (s, d, o) = B::f(w[r].as_ptr().add(b * B::BYTES), &xv, sums[b]);
+                let (s, d, o) = B::f(pb.add(r * B::BYTES), &xv, sums[b]);
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc[r]);
                 off[r] += o;
             }
@@ -901,7 +997,9 @@ mod tests {
                     max_abs = max_abs.max(want.abs());
                 }
             }
-            println!("{dtype} {acts:?} m={m}: max |result - f32 on dequantized weights| = {max_err:e} (max |y| = {max_abs})");
+            println!(
+                "{dtype} {acts:?} m={m}: max |result - f32 on dequantized weights| = {max_err:e} (max |y| = {max_abs})"
+            );
             let tol = match acts {
                 // 8-bit activations: relative error about 1/254 per block, less after summing.
                 Activations::Q8 => 0.01 * max_abs.max(0.1),
@@ -926,6 +1024,24 @@ mod tests {
                 // Q8: the same integer sums; F32: fused vs widened-row summation order.
                 assert!(d <= if acts == Activations::Q8 { 0.0 } else { 1e-5 }, "{acts:?}: {d}");
             }
+        }
+    }
+
+    #[test]
+    fn interleaved_storage_gives_back_every_row() {
+        for rows in [1, 4, 7, 9] {
+            let data = random_blocks(DType::Q4_1, rows, 64, 5);
+            let q = QMatrix::new(DType::Q4_1, rows, 64, data.clone(), Activations::F32).unwrap();
+            assert_eq!(q.plain_bytes(), data);
+            let mut got = vec![0f32; 64];
+            let mut want = vec![0f32; 64];
+            for r in 0..rows {
+                q.dequantize_row(r, &mut got);
+                dequantize(DType::Q4_1, &data[r * 40..(r + 1) * 40], &mut want);
+                assert_eq!(got, want);
+            }
+            let both = QMatrix::stack([Some(&q), Some(&q)]).unwrap().unwrap();
+            assert_eq!(both.plain_bytes(), [data.clone(), data].concat());
         }
     }
 

@@ -93,7 +93,10 @@ fn unpermuted_rows(ck: &Checkpoint, t: &TensorInfo) -> Result<Vec<u8>> {
     let rows = t.shape[0];
     let row_len = t.row_len();
     if heads == 0 || rows % heads != 0 || row_len % t.dtype.block_elems() != 0 {
-        return Err(Error::unsupported(format!("{}: {rows} rows do not split into {heads} heads of whole blocks", t.name)));
+        return Err(Error::unsupported(format!(
+            "{}: {rows} rows do not split into {heads} heads of whole blocks",
+            t.name
+        )));
     }
     let row_bytes = row_len / t.dtype.block_elems() * t.dtype.block_bytes();
     let head_dim = rows / heads;
@@ -103,7 +106,8 @@ fn unpermuted_rows(ck: &Checkpoint, t: &TensorInfo) -> Result<Vec<u8>> {
         let (h, r) = (hf_row / head_dim, hf_row % head_dim);
         let (j, i) = (r / half, r % half);
         let src = h * head_dim + 2 * i + j;
-        out[hf_row * row_bytes..(hf_row + 1) * row_bytes].copy_from_slice(&stored[src * row_bytes..(src + 1) * row_bytes]);
+        out[hf_row * row_bytes..(hf_row + 1) * row_bytes]
+            .copy_from_slice(&stored[src * row_bytes..(src + 1) * row_bytes]);
     }
     Ok(out)
 }

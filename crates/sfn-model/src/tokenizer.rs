@@ -73,7 +73,8 @@ impl Tokenizer {
         if !file.is_file() {
             return Err(Error::Tokenizer(format!("no tokenizer.json in {}", dir.display())));
         }
-        let inner = tokenizers::Tokenizer::from_file(&file).map_err(|e| Error::Tokenizer(format!("{}: {e}", file.display())))?;
+        let inner = tokenizers::Tokenizer::from_file(&file)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", file.display())))?;
         let read_json = |name: &str| -> Result<Option<Json>> {
             let p = dir.join(name);
             if !p.is_file() {
@@ -128,9 +129,12 @@ impl Tokenizer {
     pub fn from_gguf(meta: &BTreeMap<String, Value>) -> Result<Tokenizer> {
         let get = |k: &str| meta.get(k);
         let strings = |k: &str| -> Result<Vec<String>> {
-            let arr = get(k).and_then(Value::as_array).ok_or_else(|| Error::Tokenizer(format!("GGUF has no `{k}` array")))?;
+            let arr =
+                get(k).and_then(Value::as_array).ok_or_else(|| Error::Tokenizer(format!("GGUF has no `{k}` array")))?;
             arr.iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::Tokenizer(format!("`{k}` holds a non-string"))))
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| Error::Tokenizer(format!("`{k}` holds a non-string")))
+                })
                 .collect()
         };
         let model = get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
@@ -142,7 +146,11 @@ impl Tokenizer {
         let tokens = strings("tokenizer.ggml.tokens")?;
         let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
             .into_iter()
-            .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| Error::Tokenizer(format!("merge `{m}` has no space"))))
+            .map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| Error::Tokenizer(format!("merge `{m}` has no space")))
+            })
             .collect::<Result<_>>()?;
         let types: Vec<u64> = match get("tokenizer.ggml.token_type").and_then(Value::as_array) {
             Some(a) => a.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
@@ -160,18 +168,27 @@ impl Tokenizer {
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         // Control tokens (3) are special (skipped when decoding); user-defined ones (4) are
         // matched whole but printed.
-        let special: Vec<AddedToken> =
-            tokens.iter().zip(&types).filter(|(_, &t)| t == 3).map(|(s, _)| AddedToken::from(s.clone(), true)).collect();
-        let user: Vec<AddedToken> =
-            tokens.iter().zip(&types).filter(|(_, &t)| t == 4).map(|(s, _)| AddedToken::from(s.clone(), false)).collect();
+        let special: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == 3)
+            .map(|(s, _)| AddedToken::from(s.clone(), true))
+            .collect();
+        let user: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == 4)
+            .map(|(s, _)| AddedToken::from(s.clone(), false))
+            .collect();
         inner.add_special_tokens(special).map_err(tk_err)?;
         inner.add_tokens(user).map_err(tk_err)?;
         let id = |k: &str| get(k).and_then(Value::as_u64).map(|x| x as u32).filter(|&x| (x as usize) < tokens.len());
         let bos = id("tokenizer.ggml.bos_token_id");
-        let mut eos_ids: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]
-            .iter()
-            .filter_map(|k| id(k))
-            .collect();
+        let mut eos_ids: Vec<u32> =
+            ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]
+                .iter()
+                .filter_map(|k| id(k))
+                .collect();
         dedup(&mut eos_ids);
         let add_bos = get("tokenizer.ggml.add_bos_token").map(|v| matches!(v, Value::Bool(true))).unwrap_or(false);
         let name = |i: Option<u32>| i.map(|i| tokens[i as usize].clone());
@@ -244,13 +261,16 @@ fn dedup(v: &mut Vec<u32>) {
 
 /// Llama 3's and Qwen2's split patterns (as in their tokenizer.json files).
 const REGEX_LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const REGEX_QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const REGEX_QWEN2: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre`, and whether NFC normalization
 /// comes first. Byte-level without a prefix space everywhere.
 fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
     let split = |re: &str| -> Result<PreTokenizerWrapper> {
-        Ok(Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false).map_err(tk_err)?.into())
+        Ok(Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(tk_err)?
+            .into())
     };
     Ok(match pre {
         // llama.cpp: "\p{N}" then the GPT-2 regex; tokenizer.json: Digits(individual) + ByteLevel.
@@ -261,7 +281,9 @@ fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
         "llama-bpe" | "llama3" | "smaug-bpe" | "falcon3" => {
             (Sequence::new(vec![split(REGEX_LLAMA3)?, ByteLevel::new(false, true, false).into()]).into(), false)
         }
-        "qwen2" | "deepseek-r1-qwen" => (Sequence::new(vec![split(REGEX_QWEN2)?, ByteLevel::new(false, false, false).into()]).into(), true),
+        "qwen2" | "deepseek-r1-qwen" => {
+            (Sequence::new(vec![split(REGEX_QWEN2)?, ByteLevel::new(false, false, false).into()]).into(), true)
+        }
         other => {
             return Err(Error::Tokenizer(format!(
                 "GGUF pre-tokenizer `{other}` is not supported (known: smollm, starcoder, gpt2, llama-bpe, qwen2, ...)"

@@ -31,7 +31,11 @@ pub fn trace(model: &Model, ids: &[u32], points: &[HookPoint], layers: &[usize])
 }
 
 /// Write `tensors` (contiguous CPU tensors) to `path` with `metadata` as the header's `__metadata__`.
-pub fn save_safetensors(tensors: &BTreeMap<String, Tensor>, metadata: HashMap<String, String>, path: &Path) -> Result<()> {
+pub fn save_safetensors(
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: HashMap<String, String>,
+    path: &Path,
+) -> Result<()> {
     let contiguous: Vec<(String, Tensor)> =
         tensors.iter().map(|(k, t)| Ok((k.clone(), t.contiguous()?))).collect::<Result<_>>()?;
     safetensors::serialize_to_file(contiguous.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), path)

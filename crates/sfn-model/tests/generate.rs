@@ -11,7 +11,8 @@ use sfn_checkpoint::gguf::Value;
 use sfn_model::{generate, GenerateOptions, Hooks, LoadOptions, Logits, Model, Sampling, StopReason, Tokenizer};
 use std::collections::BTreeMap;
 
-const MODELS: [&str; 4] = ["qwen2-bias-tied-bf16-sharded", "llama-gqa-untied-f32", "qwen3-qknorm-f16", "llama3-rope-f32"];
+const MODELS: [&str; 4] =
+    ["qwen2-bias-tied-bf16-sharded", "llama-gqa-untied-f32", "qwen3-qknorm-f16", "llama3-rope-f32"];
 
 #[test]
 fn kv_cached_decoding_gives_the_logits_of_a_full_recompute() {
@@ -21,19 +22,22 @@ fn kv_cached_decoding_gives_the_logits_of_a_full_recompute() {
         let ck = open_fixture(name);
         let model = load(&ck);
         let mut cache = model.new_cache(1, 32).unwrap();
-        let pre = model.prefill(&mut cache, &[prompt.clone()], &mut Hooks::new(), Logits::All).unwrap().squeeze(0).unwrap();
+        let pre =
+            model.prefill(&mut cache, &[prompt.clone()], &mut Hooks::new(), Logits::All).unwrap().squeeze(0).unwrap();
         let mut worst = max_abs_diff(&pre, &model.forward(&prompt, &mut Hooks::new()).unwrap());
         let mut seq = prompt.clone();
         // One token at a time, then a chunk of three.
         for &t in &fed[..7] {
             seq.push(t);
-            let step = model.extend(&mut cache, &[vec![t]], &mut Hooks::new(), Logits::Last).unwrap().squeeze(0).unwrap();
+            let step =
+                model.extend(&mut cache, &[vec![t]], &mut Hooks::new(), Logits::Last).unwrap().squeeze(0).unwrap();
             let full = model.forward(&seq, &mut Hooks::new()).unwrap();
             worst = worst.max(max_abs_diff(&step, &full.get(seq.len() - 1).unwrap()));
         }
         let chunk = fed[7..].to_vec();
         seq.extend_from_slice(&chunk);
-        let step = model.extend(&mut cache, &[chunk.clone()], &mut Hooks::new(), Logits::All).unwrap().squeeze(0).unwrap();
+        let step =
+            model.extend(&mut cache, &[chunk.clone()], &mut Hooks::new(), Logits::All).unwrap().squeeze(0).unwrap();
         let full = model.forward(&seq, &mut Hooks::new()).unwrap();
         worst = worst.max(max_abs_diff(&step, &full.narrow(0, seq.len() - 3, 3).unwrap()));
         assert_eq!(cache.len(), seq.len());

@@ -88,7 +88,12 @@ fn zeroing_one_head_removes_exactly_its_share_of_o_proj() {
     ablated.capture(out).capture(heads_id);
     model.forward(&IDS, &mut ablated).unwrap();
     // Head h contributes heads[.., h, :] · W_o[:, h·hd .. (h+1)·hd]ᵀ.
-    let w_o = Tensor::from_vec(ck.read_f32(ck.tensor("model.layers.0.self_attn.o_proj.weight").unwrap()).unwrap(), (32, 32), &sfn_model::Device::Cpu).unwrap();
+    let w_o = Tensor::from_vec(
+        ck.read_f32(ck.tensor("model.layers.0.self_attn.o_proj.weight").unwrap()).unwrap(),
+        (32, 32),
+        &sfn_model::Device::Cpu,
+    )
+    .unwrap();
     let head = clean.get(heads_id).unwrap().unwrap().squeeze(0).unwrap().narrow(1, h, 1).unwrap().squeeze(1).unwrap(); // [s, hd]
     let share = head.matmul(&w_o.narrow(1, h * hd, hd).unwrap().t().unwrap()).unwrap();
     let removed = (clean.get(out).unwrap().unwrap() - ablated.get(out).unwrap().unwrap()).unwrap().squeeze(0).unwrap();
@@ -124,7 +129,8 @@ fn patching_from_another_model_equals_the_merged_checkpoint() {
     // B with A's layer-1 output patched in runs B's layer 2, norm and head on A's stream: that is
     // the merge "A, with layer 2, the final norm and the head taken from B".
     let a = open_fixture(A);
-    let b = sfn_checkpoint::Checkpoint::open(crate_dir().join("../sfn-checkpoint/tests/fixtures/edit/llama-b-f32")).unwrap();
+    let b = sfn_checkpoint::Checkpoint::open(crate_dir().join("../sfn-checkpoint/tests/fixtures/edit/llama-b-f32"))
+        .unwrap();
     let (model_a, model_b) = (load(&a), load(&b));
     let id = HookId::new(HookPoint::ResidPost, 1);
     let mut cap = Hooks::new();

@@ -39,7 +39,10 @@ fn check_model(name: &str) {
             assert!(d <= TOL, "{name}: hidden_states.{} differs by {d}", l + 1);
         }
     }
-    let d = max_abs_diff(&hooks.get(HookId::new(HookPoint::ResidPre, 0)).unwrap().unwrap().squeeze(0).unwrap(), &reference["hidden_states.0"]);
+    let d = max_abs_diff(
+        &hooks.get(HookId::new(HookPoint::ResidPre, 0)).unwrap().unwrap().squeeze(0).unwrap(),
+        &reference["hidden_states.0"],
+    );
     assert!(d <= TOL, "{name}: embeddings differ by {d}");
     println!("{name}: worst max |diff| over logits and all hook points = {worst:e}");
 }

@@ -70,7 +70,9 @@ fn diff_to_reference(model: &Model) -> (f32, usize) {
     let logits = model.forward(&prompt, &mut Hooks::new()).unwrap();
     let mut worst = 0f32;
     let mut argmax_agree = 0;
-    for (pos, (top, vals)) in r["top_ids"].as_array().unwrap().iter().zip(r["top_logits"].as_array().unwrap()).enumerate() {
+    for (pos, (top, vals)) in
+        r["top_ids"].as_array().unwrap().iter().zip(r["top_logits"].as_array().unwrap()).enumerate()
+    {
         let row: Vec<f32> = logits.get(pos).unwrap().to_vec1().unwrap();
         let top = ids(top);
         for (&id, v) in top.iter().zip(vals.as_array().unwrap()) {
@@ -120,7 +122,8 @@ fn smollm2_answers_a_chat_prompt_in_english() {
     let ck = open();
     let model = Model::load(&ck, &LoadOptions::default()).unwrap();
     let tok = tokenizer(&ck);
-    let chat = ChatTemplate::new(tok.chat_template().unwrap(), tok.bos_token.as_deref(), tok.eos_token.as_deref()).unwrap();
+    let chat =
+        ChatTemplate::new(tok.chat_template().unwrap(), tok.bos_token.as_deref(), tok.eos_token.as_deref()).unwrap();
     let prompt = chat.render(&[Message::user("What is the capital of France?")], true).unwrap();
     let ids = tok.encode(&prompt, false).unwrap();
     let opts = GenerateOptions { max_new_tokens: 40, stop_tokens: tok.eos_ids().to_vec(), ..Default::default() };
@@ -129,6 +132,35 @@ fn smollm2_answers_a_chat_prompt_in_english() {
     assert!(out.text.contains("Paris"), "answer does not mention Paris: {:?}", out.text);
     let words: Vec<&str> = out.text.split_whitespace().collect();
     let english = ["the", "is", "of", "capital", "france", "paris"];
-    let hits = words.iter().filter(|w| english.contains(&w.trim_matches(|c: char| !c.is_alphabetic()).to_lowercase().as_str())).count();
+    let hits = words
+        .iter()
+        .filter(|w| english.contains(&w.trim_matches(|c: char| !c.is_alphabetic()).to_lowercase().as_str()))
+        .count();
     assert!(words.len() >= 4 && hits >= 3, "not an English sentence about the question: {:?}", out.text);
+}
+
+#[test]
+fn quantized_kv_cached_decoding_matches_a_full_recompute() {
+    // Prefill widens weight rows and multiplies in f32; decoding runs the fused 4-row kernels:
+    // the same arithmetic up to summation order.
+    let ck = open();
+    let model = Model::load(&ck, &LoadOptions::default()).unwrap();
+    let prompt = ids(&reference()["prompt_ids"]);
+    let fed = [7042u32, 30, 198, 504];
+    let mut cache = model.new_cache(1, 16).unwrap();
+    model.prefill(&mut cache, &[prompt.clone()], &mut Hooks::new(), sfn_model::Logits::Last).unwrap();
+    let mut seq = prompt;
+    let mut worst = 0f32;
+    for t in fed {
+        seq.push(t);
+        let step = model
+            .extend(&mut cache, &[vec![t]], &mut Hooks::new(), sfn_model::Logits::Last)
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        let full = model.forward(&seq, &mut Hooks::new()).unwrap().get(seq.len() - 1).unwrap();
+        worst = worst.max(common::max_abs_diff(&step, &full));
+    }
+    println!("SmolLM2 quantized: cached vs recomputed logits, max |diff| = {worst:e}");
+    assert!(worst <= 1e-3, "{worst}");
 }

@@ -6,8 +6,8 @@
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::Checkpoint;
 use sfn_model::{
-    generate, parse_device, set_threads, Activations, ChatTemplate, GenerateOptions, Hooks, LoadOptions, Message, Model,
-    Sampling, Tokenizer,
+    generate_with_stats, parse_device, set_threads, Activations, ChatTemplate, GenerateOptions, Hooks, LoadOptions,
+    Message, Model, Sampling, Tokenizer,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,9 +65,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if let Some(n) = args.threads {
-        set_threads(n)?;
-    }
+    // Always fix the thread count: candle otherwise re-reads the CPU topology on every matmul.
+    set_threads(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))?;
     let t_load = Instant::now();
     let ck = Checkpoint::open(&args.model)?;
     let opts = LoadOptions {
@@ -110,14 +109,13 @@ pub fn run(args: Args) -> Result<()> {
     let stream = prompts.len() == 1 && !args.json;
     let mut stdout = std::io::stdout().lock();
     let t_gen = Instant::now();
-    let mut first_piece: Option<f64> = None;
-    let outs = generate(&model, Some(&tok), &prompts, &gen_opts, &mut Hooks::new(), &mut |_, piece| {
-        first_piece.get_or_insert(t_gen.elapsed().as_secs_f64());
-        if stream {
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
-        }
-    })?;
+    let (outs, stats) =
+        generate_with_stats(&model, Some(&tok), &prompts, &gen_opts, &mut Hooks::new(), &mut |_, piece| {
+            if stream {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        })?;
     let gen_s = t_gen.elapsed().as_secs_f64();
     if stream {
         writeln!(stdout)?;
@@ -134,10 +132,17 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let new_tokens: usize = outs.iter().map(|g| g.tokens.len()).sum();
-    let prompt_tokens: usize = prompts.iter().map(Vec::len).sum();
     eprintln!(
-        "sfn generate: load {load_s:.2}s; {prompt_tokens} prompt + {new_tokens} new tokens in {gen_s:.2}s ({:.1} tok/s overall); stop: {}",
-        new_tokens as f64 / gen_s.max(1e-9),
+        "sfn generate: load {load_s:.2}s; prefill {} tokens in {:.3}s ({:.1} tok/s); decode {} steps × {} rows in {:.3}s ({:.1} tok/s); {new_tokens} new tokens, {gen_s:.2}s in all; weights read per token {:.1} MB; KV cache {:.1} MiB; stop: {}",
+        stats.prefill_tokens,
+        stats.prefill_seconds,
+        stats.prefill_tokens as f64 / stats.prefill_seconds.max(1e-9),
+        stats.decode_steps,
+        prompts.len(),
+        stats.decode_seconds,
+        (stats.decode_steps * prompts.len()) as f64 / stats.decode_seconds.max(1e-9),
+        model.weight_bytes_per_token() as f64 / 1e6,
+        stats.kv_cache_bytes as f64 / (1 << 20) as f64,
         outs.iter().map(|g| format!("{:?}", g.stop)).collect::<Vec<_>>().join(", ")
     );
     Ok(())

@@ -7,7 +7,10 @@
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::selector::parse_layer_ranges;
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{parse_device, save_safetensors, set_threads, trace, Activations, ChatTemplate, HookPoint, LoadOptions, Message, Model, Tokenizer};
+use sfn_model::{
+    parse_device, save_safetensors, set_threads, trace, Activations, ChatTemplate, HookPoint, LoadOptions, Message,
+    Model, Tokenizer,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -49,9 +52,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if let Some(n) = args.threads {
-        set_threads(n)?;
-    }
+    // Always fix the thread count: candle otherwise re-reads the CPU topology on every matmul.
+    set_threads(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))?;
     let ck = Checkpoint::open(&args.model)?;
     if args.out.exists() && !args.force {
         bail!("{} exists (use --force to replace it)", args.out.display());
@@ -90,7 +92,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => (0..n).collect(),
     };
-    let points: Vec<HookPoint> = args.hooks.iter().map(|h| HookPoint::parse(h.trim())).collect::<sfn_model::Result<_>>()?;
+    let points: Vec<HookPoint> =
+        args.hooks.iter().map(|h| HookPoint::parse(h.trim())).collect::<sfn_model::Result<_>>()?;
     let tensors = trace(&model, &ids, &points, &layers)?;
     let mut meta = HashMap::new();
     meta.insert("sfn_model".to_string(), args.model.display().to_string());
