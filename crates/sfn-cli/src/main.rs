@@ -3,8 +3,10 @@
 //! All real work lives in the library crates; each subcommand is a thin file in `cmd/`.
 
 mod cmd;
+mod evaluation;
 mod output;
 mod progress;
+mod runtime;
 
 use clap::{Parser, Subcommand};
 
@@ -31,7 +33,7 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Destruction stethoscope: zero, re-initialise, scale or remove modules/layers of A.
     Destroy(cmd::destroy::Args),
-    /// Grade recorded outputs on a task file: answers, accuracy with a 95% CI, output levels I-IV.
+    /// Evaluate a model (or grade recorded outputs) on a task file: accuracy with a 95% CI, output levels I-IV.
     Eval(cmd::eval::Args),
     /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
     Generate(cmd::generate::Args),

@@ -1,7 +1,7 @@
 //! The seam between evaluation and a model. [`Generator`] is what a runtime implements to be
 //! evaluated; [`ReferenceScorer`] is the optional reference model that fills the judge's
-//! mean-token-loss signal. Nothing here runs a model: the only implementation in this crate is
-//! [`ReplayGenerator`], which hands back outputs recorded earlier (that is `sfn eval --grade`).
+//! mean-token-loss signal. [`ReplayGenerator`] hands back outputs recorded earlier (that is
+//! `sfn eval --grade`); [`crate::runtime::ModelRunner`] runs an sfn-model model.
 
 use crate::decode::DecodeSettings;
 use crate::error::{EvalError, GenerateError, Result};
@@ -64,8 +64,9 @@ pub trait Generator {
 pub trait ReferenceScorer {
     fn describe(&self) -> serde_json::Value;
 
-    /// Mean per-token cross-entropy (nats) of `output` given `prompt`, under the reference model.
-    fn mean_token_loss(&mut self, prompt: &Prompt, output: &str) -> std::result::Result<f64, GenerateError>;
+    /// Mean per-token cross-entropy (nats) of `output` given `prompt`, under the reference model;
+    /// None when the output has no tokens to score.
+    fn mean_token_loss(&mut self, prompt: &Prompt, output: &str) -> std::result::Result<Option<f64>, GenerateError>;
 }
 
 /// Whitespace-separated words: the token count used when there is no tokenizer.

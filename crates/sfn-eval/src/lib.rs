@@ -1,4 +1,4 @@
-//! `sfn-eval`: everything about evaluating a language model except running it.
+//! `sfn-eval`: evaluating a language model: tasks in, graded and judged samples out.
 //!
 //! - [`task`]: task files (JSONL, auto-detected or mapped field names) and [`synth`] generators;
 //! - [`prompt`]: "generate" (raw text) and "chat" (messages) prompts, suffixes, few-shot examples;
@@ -8,10 +8,11 @@
 //! - [`answer`]: answer extraction, normalisation and comparison;
 //! - [`judge`]: the I-IV output-level judge and manual overrides;
 //! - [`metrics`]: accuracy with a bootstrap interval, pass@k, maj@k;
-//! - [`results`] and [`run`]: the resumable results directory and the run loop with its summary.
+//! - [`results`] and [`run`]: the resumable results directory and the run loop with its summary;
+//! - [`runtime`]: an sfn-model model as a [`Generator`] and [`ReferenceScorer`].
 //!
-//! No model runs here: text generation and the reference-model loss come from a runtime crate
-//! through [`Generator`] and [`ReferenceScorer`].
+//! Everything but [`runtime`] sees a model only through those two traits, so recorded outputs
+//! (or another runtime) are graded by the same code.
 
 pub mod answer;
 pub mod decode;
@@ -24,6 +25,7 @@ pub mod prompt;
 pub mod results;
 mod rng;
 pub mod run;
+pub mod runtime;
 pub mod synth;
 pub mod task;
 
@@ -34,5 +36,8 @@ pub use generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayG
 pub use judge::{JudgeConfig, Level, Overrides, Signals, Verdict};
 pub use prompt::{FewShot, Message, Prompt, PromptBody, PromptConfig, PromptMode, Role};
 pub use results::{ResultsDir, ResumeReport, SampleRecord};
-pub use run::{evaluate, grade_recorded, summarize, EvalConfig, GradeJob, GradeOutcome, Progress, RunInfo, Summary};
+pub use run::{
+    evaluate, grade_recorded, run_job, summarize, EvalConfig, EvalJob, EvalOutcome, Progress, RunInfo, SampleSource, Summary,
+};
+pub use runtime::ModelRunner;
 pub use task::{FieldMap, LoadOptions, Task, TaskKind, TaskSet};

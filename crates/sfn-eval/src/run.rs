@@ -2,10 +2,10 @@
 //! append to the results directory, and summarise. `sfn eval --grade` is this with a
 //! [`crate::ReplayGenerator`]; a model runtime plugs in the same way.
 
-use crate::answer::{self, answer_key, Grade};
+use crate::answer::{self, answer_key, AnswerSource, Grade};
 use crate::decode::DecodeSettings;
 use crate::error::{EvalError, Result};
-use crate::generate::{Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
+use crate::generate::{FinishReason, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
 use crate::io::FileFingerprint;
 use crate::judge::{self, JudgeConfig, Level, Overrides};
 use crate::metrics::{self, TaskOutcome};
@@ -87,8 +87,16 @@ pub fn evaluate(
                     TaskKind::Reasoning => answer::grade(&g.text, task.answer.as_deref()),
                     TaskKind::Conversation => Grade { extracted: None, correct: None },
                 };
+                // An output cut off by the token limit has not given its final answer: its last
+                // number is wherever the cut fell, so only a complete \boxed{} counts.
+                let grade = match &grade.extracted {
+                    Some(e) if e.source == AnswerSource::LastNumber && g.finish == FinishReason::Length => {
+                        Grade { extracted: None, correct: grade.correct.map(|_| false) }
+                    }
+                    _ => grade,
+                };
                 let ref_loss = match scorer.as_deref_mut() {
-                    Some(s) => Some(s.mean_token_loss(prompt, &g.text).map_err(EvalError::Generation)?),
+                    Some(s) => s.mean_token_loss(prompt, &g.text).map_err(EvalError::Generation)?,
                     None => None,
                 };
                 let signals = judge::signals(&task.prompt, &g.text, ref_loss);
@@ -327,12 +335,12 @@ impl Summary {
     }
 }
 
-/// `sfn eval --grade`: grade recorded outputs against a task file into a results directory.
+/// One evaluation run: tasks, where the results go and how samples are made and judged. The same
+/// job runs a model (`sfn eval MODEL`, merge/destroy `--eval`) or grades recorded outputs
+/// (`sfn eval --grade`).
 #[derive(Debug, Clone)]
-pub struct GradeJob<'a> {
+pub struct EvalJob<'a> {
     pub tasks: &'a TaskSet,
-    /// JSONL lines `{"id": ..., "output": ...}`; repeated ids are several samples.
-    pub outputs: &'a Path,
     pub out_dir: &'a Path,
     pub config: EvalConfig,
     pub overrides: Option<&'a Path>,
@@ -343,66 +351,67 @@ pub struct GradeJob<'a> {
     pub fresh: bool,
 }
 
-/// What a grading run produced.
+/// What an evaluation run produced.
 #[derive(Debug, Clone)]
-pub struct GradeOutcome {
+pub struct EvalOutcome {
     pub summary: Summary,
     pub resume: ResumeReport,
     pub stats: EvalStats,
     pub summary_path: PathBuf,
 }
 
-/// Run a grading job: a [`ReplayGenerator`] through [`evaluate`], then the summary. Resumable:
-/// run it again on the same directory after a crash and it finishes the remaining tasks.
-pub fn grade_recorded(job: &GradeJob, on_progress: &mut dyn FnMut(Progress)) -> Result<GradeOutcome> {
-    // Re-grading a run's own samples.jsonl into the same directory would read and rewrite one file.
-    if let (Ok(outputs), Ok(dir)) = (std::fs::canonicalize(job.outputs), std::fs::canonicalize(job.out_dir)) {
-        if outputs.starts_with(&dir) {
-            return Err(EvalError::InvalidSettings(format!(
-                "the outputs file {} is inside the results directory {}: write to another directory",
-                job.outputs.display(),
-                job.out_dir.display()
-            )));
-        }
-    }
-    let ids: HashSet<&str> = job.tasks.tasks.iter().map(|t| t.id.as_str()).collect();
-    let mut generator = ReplayGenerator::load(job.outputs, &ids)?;
+/// Where the samples of a run come from, as recorded in run.json and summary.json.
+#[derive(Debug, Clone)]
+pub struct SampleSource {
+    /// Input files or models besides the task file and overrides (e.g. `"model": {...}`).
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// False when the outputs were decoded elsewhere: the config's decode settings are then not
+    /// recorded, since they would claim something nobody knows.
+    pub decoded_here: bool,
+    /// Lines for summary.json's notes.
+    pub notes: Vec<String>,
+}
+
+/// Run `generator` (and the optional reference `scorer`) over `tasks` (the job's tasks or a
+/// subset) into the job's results directory, then write summary.json. Resumable: run it again on
+/// the same directory after a crash or Ctrl-C and it finishes the remaining tasks; a directory
+/// made with other settings or inputs is refused.
+pub fn run_job(
+    job: &EvalJob,
+    tasks: &[Task],
+    source: SampleSource,
+    generator: &mut dyn Generator,
+    scorer: Option<&mut dyn ReferenceScorer>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<EvalOutcome> {
     let overrides = match job.overrides {
         Some(p) => Overrides::load(p)?,
         None => Overrides::default(),
     };
-    let tasks: Vec<Task> = job.tasks.tasks.iter().filter(|t| generator.has_output(&t.id)).cloned().collect();
-    let without_output = job.tasks.tasks.len() - tasks.len();
-
     let mut inputs = serde_json::Map::new();
     inputs.insert("tasks".into(), serde_json::to_value(fingerprint(&job.tasks.path)?)?);
     inputs.insert("task_fields".into(), serde_json::to_value(&job.tasks.resolved)?);
-    inputs.insert("outputs".into(), serde_json::to_value(fingerprint(job.outputs)?)?);
     if let Some(p) = job.overrides {
         inputs.insert("overrides".into(), serde_json::to_value(fingerprint(p)?)?);
     }
+    inputs.extend(source.inputs);
     let inputs = serde_json::Value::Object(inputs);
-    // The outputs were decoded elsewhere: recording this config's default decode settings would
-    // claim something nobody knows.
     let mut settings = serde_json::to_value(&job.config)?;
-    settings["decode"] = serde_json::Value::Null;
-    let run_config = serde_json::json!({
+    if !source.decoded_here {
+        settings["decode"] = serde_json::Value::Null;
+    }
+    let mut run_config = serde_json::json!({
         "inputs": inputs,
         "settings": settings,
         "generator": generator.describe(),
     });
-    let (mut results, resume) = ResultsDir::open(job.out_dir, &run_config, job.fresh)?;
-    let stats = evaluate(&tasks, &job.config, &mut generator, None, &overrides, &mut results, on_progress)?;
-
-    let mut notes = vec![
-        "token counts are whitespace-separated words of the output (no tokenizer)".to_string(),
-        "decoding settings unknown: the outputs were recorded elsewhere".to_string(),
-    ];
-    if without_output > 0 {
-        notes.push(format!("{without_output} task(s) of the task file have no output and were not graded"));
+    if let Some(s) = scorer.as_deref() {
+        run_config["reference"] = s.describe();
     }
+    let (mut results, resume) = ResultsDir::open(job.out_dir, &run_config, job.fresh)?;
+    let stats = evaluate(tasks, &job.config, generator, scorer, &overrides, &mut results, on_progress)?;
     let summary = summarize(
-        &tasks,
+        tasks,
         results.records(),
         RunInfo {
             command_line: job.command_line.clone(),
@@ -410,11 +419,42 @@ pub fn grade_recorded(job: &GradeJob, on_progress: &mut dyn FnMut(Progress)) -> 
             inputs,
             settings,
             token_count_kind: generator.token_count_kind(),
-            notes,
+            notes: source.notes,
         },
     );
     let summary_path = results.write_summary(&summary)?;
-    Ok(GradeOutcome { summary, resume, stats, summary_path })
+    Ok(EvalOutcome { summary, resume, stats, summary_path })
+}
+
+/// `sfn eval --grade`: grade recorded outputs (JSONL lines `{"id": ..., "output": ...}`, repeated
+/// ids are several samples) against the job's tasks. Tasks without an output are left out and
+/// counted in a note.
+pub fn grade_recorded(job: &EvalJob, outputs: &Path, on_progress: &mut dyn FnMut(Progress)) -> Result<EvalOutcome> {
+    // Re-grading a run's own samples.jsonl into the same directory would read and rewrite one file.
+    if let (Ok(outputs), Ok(dir)) = (std::fs::canonicalize(outputs), std::fs::canonicalize(job.out_dir)) {
+        if outputs.starts_with(&dir) {
+            return Err(EvalError::InvalidSettings(format!(
+                "the outputs file {} is inside the results directory {}: write to another directory",
+                outputs.display(),
+                job.out_dir.display()
+            )));
+        }
+    }
+    let ids: HashSet<&str> = job.tasks.tasks.iter().map(|t| t.id.as_str()).collect();
+    let mut generator = ReplayGenerator::load(outputs, &ids)?;
+    let tasks: Vec<Task> = job.tasks.tasks.iter().filter(|t| generator.has_output(&t.id)).cloned().collect();
+    let without_output = job.tasks.tasks.len() - tasks.len();
+    let mut notes = vec![
+        "token counts are whitespace-separated words of the output (no tokenizer)".to_string(),
+        "decoding settings unknown: the outputs were recorded elsewhere".to_string(),
+    ];
+    if without_output > 0 {
+        notes.push(format!("{without_output} task(s) of the task file have no output and were not graded"));
+    }
+    let mut inputs = serde_json::Map::new();
+    inputs.insert("outputs".into(), serde_json::to_value(fingerprint(outputs)?)?);
+    let source = SampleSource { inputs, decoded_here: false, notes };
+    run_job(job, &tasks, source, &mut generator, None, on_progress)
 }
 
 /// A file fingerprint with the path made absolute, so a restart from another directory still

@@ -52,8 +52,8 @@ impl ReferenceScorer for FakeScorer {
         serde_json::json!({"reference": "fake"})
     }
 
-    fn mean_token_loss(&mut self, _prompt: &Prompt, output: &str) -> Result<f64, GenerateError> {
-        Ok(if output.contains("boxed") { 1.5 } else { 9.0 })
+    fn mean_token_loss(&mut self, _prompt: &Prompt, output: &str) -> Result<Option<f64>, GenerateError> {
+        Ok(Some(if output.contains("boxed") { 1.5 } else { 9.0 }))
     }
 }
 

@@ -6,7 +6,7 @@
 use sfn_eval::results::{SAMPLES_FILE, SUMMARY_FILE};
 use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec};
 use sfn_eval::task::write_tasks;
-use sfn_eval::{grade_recorded, EvalConfig, EvalError, GradeJob, LoadOptions, TaskSet};
+use sfn_eval::{EvalConfig, EvalError, EvalJob, EvalOutcome, LoadOptions, Progress, TaskSet};
 use std::path::{Path, PathBuf};
 
 struct Inputs {
@@ -43,10 +43,9 @@ fn inputs() -> Inputs {
     Inputs { _dir: dir, tasks, outputs, root }
 }
 
-fn job<'a>(inp: &'a Inputs, out: &'a Path) -> GradeJob<'a> {
-    GradeJob {
+fn job<'a>(inp: &'a Inputs, out: &'a Path) -> EvalJob<'a> {
+    EvalJob {
         tasks: &inp.tasks,
-        outputs: &inp.outputs,
         out_dir: out,
         config: EvalConfig { batch_size: 4, ..Default::default() },
         overrides: None,
@@ -54,6 +53,11 @@ fn job<'a>(inp: &'a Inputs, out: &'a Path) -> GradeJob<'a> {
         command_line: "sfn eval --grade outputs.jsonl --task tasks.jsonl -o OUT".into(),
         fresh: false,
     }
+}
+
+/// Grade the recorded outputs of `inp` with `job`.
+fn grade(inp: &Inputs, job: &EvalJob) -> Result<EvalOutcome, EvalError> {
+    sfn_eval::grade_recorded(job, &inp.outputs, &mut |_: Progress| {})
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -64,7 +68,7 @@ fn read(path: &Path) -> Vec<u8> {
 fn interrupted_grading_resumes_to_the_same_results_file() {
     let inp = inputs();
     let clean = inp.root.join("clean");
-    let full = grade_recorded(&job(&inp, &clean), &mut |_| {}).unwrap();
+    let full = grade(&inp, &job(&inp, &clean)).unwrap();
     assert_eq!(full.summary.tasks, 40);
     assert_eq!(full.summary.samples, 40 / 3 * 6 + 1); // 1+2+3 per three tasks, task 39 has 1
     let reference = read(&clean.join(SAMPLES_FILE));
@@ -72,13 +76,13 @@ fn interrupted_grading_resumes_to_the_same_results_file() {
 
     // Crash in the middle of a line, about 45% through.
     let run = inp.root.join("crashed");
-    grade_recorded(&job(&inp, &run), &mut |_| {}).unwrap();
+    grade(&inp, &job(&inp, &run)).unwrap();
     let samples = run.join(SAMPLES_FILE);
     let cut = reference.len() * 45 / 100;
     assert_ne!(reference[cut - 1], b'\n', "the cut should fall inside a line");
     std::fs::write(&samples, &reference[..cut]).unwrap();
     std::fs::remove_file(run.join(SUMMARY_FILE)).unwrap();
-    let again = grade_recorded(&job(&inp, &run), &mut |_| {}).unwrap();
+    let again = grade(&inp, &job(&inp, &run)).unwrap();
     assert!(again.resume.dropped_lines >= 1, "{:?}", again.resume);
     assert!(again.stats.resumed > 0 && again.stats.done_now > 0, "{:?}", again.stats);
     assert_eq!(read(&samples), reference, "resumed samples.jsonl differs from the uninterrupted one");
@@ -89,7 +93,7 @@ fn interrupted_grading_resumes_to_the_same_results_file() {
 fn a_task_with_only_some_samples_written_is_redone() {
     let inp = inputs();
     let clean = inp.root.join("clean");
-    grade_recorded(&job(&inp, &clean), &mut |_| {}).unwrap();
+    grade(&inp, &job(&inp, &clean)).unwrap();
     let reference = read(&clean.join(SAMPLES_FILE));
 
     // Cut right after the first sample line of a three-sample task (task index 2).
@@ -97,9 +101,9 @@ fn a_task_with_only_some_samples_written_is_redone() {
     let first_of_task2 = 1 + 2; // task 0: 1 sample, task 1: 2 samples
     let keep: usize = lines[..first_of_task2 + 1].iter().map(|l| l.len()).sum();
     let run = inp.root.join("partial");
-    grade_recorded(&job(&inp, &run), &mut |_| {}).unwrap();
+    grade(&inp, &job(&inp, &run)).unwrap();
     std::fs::write(run.join(SAMPLES_FILE), &reference[..keep]).unwrap();
-    let again = grade_recorded(&job(&inp, &run), &mut |_| {}).unwrap();
+    let again = grade(&inp, &job(&inp, &run)).unwrap();
     assert_eq!(again.resume.kept_tasks, 2);
     assert_eq!(again.resume.dropped_lines, 1);
     assert_eq!(read(&run.join(SAMPLES_FILE)), reference);
@@ -109,8 +113,8 @@ fn a_task_with_only_some_samples_written_is_redone() {
 fn a_finished_run_restarted_does_nothing_and_summarises_again() {
     let inp = inputs();
     let out = inp.root.join("twice");
-    let first = grade_recorded(&job(&inp, &out), &mut |_| {}).unwrap();
-    let second = grade_recorded(&job(&inp, &out), &mut |_| {}).unwrap();
+    let first = grade(&inp, &job(&inp, &out)).unwrap();
+    let second = grade(&inp, &job(&inp, &out)).unwrap();
     assert_eq!(second.stats.done_now, 0);
     assert_eq!(second.stats.resumed, 40);
     assert_eq!(first.summary, second.summary);
@@ -120,28 +124,28 @@ fn a_finished_run_restarted_does_nothing_and_summarises_again() {
 fn restarting_with_other_settings_is_refused() {
     let inp = inputs();
     let out = inp.root.join("settings");
-    grade_recorded(&job(&inp, &out), &mut |_| {}).unwrap();
+    grade(&inp, &job(&inp, &out)).unwrap();
     let mut other = job(&inp, &out);
     other.config.judge.min_relatedness = 0.5;
-    let err = grade_recorded(&other, &mut |_| {}).unwrap_err();
+    let err = grade(&inp, &other).unwrap_err();
     assert!(matches!(err, EvalError::ResumeMismatch { .. }), "{err}");
     assert!(err.to_string().contains("settings"), "{err}");
     // ...unless asked to start fresh
     other.fresh = true;
-    grade_recorded(&other, &mut |_| {}).unwrap();
+    grade(&inp, &other).unwrap();
 }
 
 #[test]
 fn corruption_before_the_last_line_is_an_error_naming_the_line() {
     let inp = inputs();
     let out = inp.root.join("corrupt");
-    grade_recorded(&job(&inp, &out), &mut |_| {}).unwrap();
+    grade(&inp, &job(&inp, &out)).unwrap();
     let path = out.join(SAMPLES_FILE);
     let text = String::from_utf8(read(&path)).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines[4] = "{\"id\": garbage";
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let err = grade_recorded(&job(&inp, &out), &mut |_| {}).unwrap_err();
+    let err = grade(&inp, &job(&inp, &out)).unwrap_err();
     assert!(matches!(err, EvalError::CorruptResults { line: 5, .. }), "{err}");
     assert!(err.to_string().contains("samples.jsonl:5"), "{err}");
 }

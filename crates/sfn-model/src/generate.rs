@@ -47,6 +47,9 @@ pub struct GenerateOptions {
     pub stop_strings: Vec<String>,
     /// Leave special tokens out of the text.
     pub skip_special: bool,
+    /// The random stream of each row: a row's draws depend only on (seed, stream), not on the
+    /// batch it runs in, so a sample can be reproduced alone. Empty: each row's index.
+    pub streams: Vec<u64>,
 }
 
 impl Default for GenerateOptions {
@@ -57,6 +60,7 @@ impl Default for GenerateOptions {
             stop_tokens: vec![],
             stop_strings: vec![],
             skip_special: true,
+            streams: vec![],
         }
     }
 }
@@ -126,6 +130,9 @@ pub fn generate_with_stats(
         return Err(Error::input("an empty stop string would stop at once"));
     }
     validate_sampling(&opts.sampling)?;
+    if !opts.streams.is_empty() && opts.streams.len() != prompts.len() {
+        return Err(Error::input(format!("{} random streams for {} prompts", opts.streams.len(), prompts.len())));
+    }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let limit = model.max_positions();
     if longest >= limit {
@@ -136,7 +143,8 @@ pub fn generate_with_stats(
     let capacity = (longest + opts.max_new_tokens).min(limit);
     let mut cache = model.new_cache(prompts.len(), capacity)?;
     stats.kv_cache_bytes = cache.nbytes();
-    let mut rows: Vec<Row> = (0..prompts.len()).map(|i| Row::new(opts.sampling.seed, i)).collect();
+    let stream = |i: usize| opts.streams.get(i).copied().unwrap_or(i as u64);
+    let mut rows: Vec<Row> = (0..prompts.len()).map(|i| Row::new(opts.sampling.seed, stream(i))).collect();
     if opts.max_new_tokens == 0 {
         return Ok((rows.into_iter().map(|r| r.finish(StopReason::MaxNewTokens)).collect(), stats));
     }
@@ -218,15 +226,8 @@ struct Row {
 }
 
 impl Row {
-    fn new(seed: u64, row: usize) -> Row {
-        Row {
-            tokens: vec![],
-            last: 0,
-            stop: None,
-            text: String::new(),
-            emitted: 0,
-            rng: SplitMix::new(seed, row as u64),
-        }
+    fn new(seed: u64, stream: u64) -> Row {
+        Row { tokens: vec![], last: 0, stop: None, text: String::new(), emitted: 0, rng: SplitMix::new(seed, stream) }
     }
 
     fn finish(self, stop: StopReason) -> Generation {

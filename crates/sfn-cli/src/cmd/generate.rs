@@ -3,12 +3,10 @@
 //! run as one batch and are printed when done. Greedy unless `--temperature` is given; sampling is
 //! seeded. Timing (prefill and decode tokens/s) goes to stderr.
 
+use crate::runtime::RuntimeArgs;
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{
-    generate_with_stats, parse_device, set_threads, Activations, ChatTemplate, GenerateOptions, Hooks, LoadOptions,
-    Message, Model, Sampling, Tokenizer,
-};
+use sfn_model::{generate_with_stats, ChatTemplate, GenerateOptions, Hooks, Message, Sampling};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,35 +45,18 @@ pub struct Args {
     /// Do not stop at the model's end-of-sequence tokens.
     #[arg(long)]
     ignore_eos: bool,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Quantized weights meet 8-bit activations (llama.cpp's scheme: faster, less exact).
-    #[arg(long)]
-    q8: bool,
-    /// Widen quantized weights to f32 at load time.
-    #[arg(long, conflicts_with = "q8")]
-    dequantize: bool,
     /// Print one JSON object per prompt (prompt, text, tokens, stop) instead of streaming text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    // Always fix the thread count: candle otherwise re-reads the CPU topology on every matmul.
-    set_threads(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))?;
+    args.runtime.init()?;
     let t_load = Instant::now();
     let ck = Checkpoint::open(&args.model)?;
-    let opts = LoadOptions {
-        device: parse_device(&args.device)?,
-        dequantize: args.dequantize,
-        activations: if args.q8 { Activations::Q8 } else { Activations::F32 },
-    };
-    let model = Model::load(&ck, &opts).with_context(|| format!("loading {}", args.model.display()))?;
-    let tok = Tokenizer::for_source(&ck)?;
+    let (model, tok) = args.runtime.load(&ck)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let texts: Vec<String> = if args.chat {
@@ -105,6 +86,7 @@ pub fn run(args: Args) -> Result<()> {
         stop_tokens: if args.ignore_eos { vec![] } else { tok.eos_ids().to_vec() },
         stop_strings: args.stop.clone(),
         skip_special: true,
+        streams: vec![],
     };
     let stream = prompts.len() == 1 && !args.json;
     let mut stdout = std::io::stdout().lock();

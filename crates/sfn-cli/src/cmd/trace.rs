@@ -4,13 +4,11 @@
 //! (attn_heads: [tokens, heads, head_dim]). Metadata records the model, ids, hooks and command line.
 //! The file is written beside its final name and renamed into place.
 
+use crate::runtime::RuntimeArgs;
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::selector::parse_layer_ranges;
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{
-    parse_device, save_safetensors, set_threads, trace, Activations, ChatTemplate, HookPoint, LoadOptions, Message,
-    Model, Tokenizer,
-};
+use sfn_model::{save_safetensors, trace, ChatTemplate, HookPoint, Message, Model, Tokenizer};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -40,20 +38,12 @@ pub struct Args {
     /// Replace OUT if it exists.
     #[arg(long)]
     force: bool,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Quantized weights meet 8-bit activations (llama.cpp's scheme).
-    #[arg(long)]
-    q8: bool,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    // Always fix the thread count: candle otherwise re-reads the CPU topology on every matmul.
-    set_threads(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))?;
+    args.runtime.init()?;
     let ck = Checkpoint::open(&args.model)?;
     if args.out.exists() && !args.force {
         bail!("{} exists (use --force to replace it)", args.out.display());
@@ -62,12 +52,8 @@ pub fn run(args: Args) -> Result<()> {
     if ck.files().any(|f| std::path::absolute(f).is_ok_and(|f| f == out_abs)) {
         bail!("{} is one of the model's own files", args.out.display());
     }
-    let opts = LoadOptions {
-        device: parse_device(&args.device)?,
-        activations: if args.q8 { Activations::Q8 } else { Activations::F32 },
-        ..Default::default()
-    };
-    let model = Model::load(&ck, &opts).with_context(|| format!("loading {}", args.model.display()))?;
+    let model =
+        Model::load(&ck, &args.runtime.load_options()?).with_context(|| format!("loading {}", args.model.display()))?;
     let ids: Vec<u32> = match (&args.ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
         (None, Some(p)) => {

@@ -1,0 +1,114 @@
+//! `sfn eval MODEL` end to end on the real SmolLM2-135M-Instruct: samples and summary with levels,
+//! the reference-model loss, resuming an interrupted run to the same results file, and a prompt
+//! longer than the model's context refused with the task named.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sfn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sfn")).args(args).output().expect("run sfn")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The real SmolLM2-135M-Instruct GGUF; fetched by scripts/fetch-smollm2 (scripts/test does).
+fn smollm2() -> String {
+    let path = std::env::var("SFN_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(path.is_file(), "{} is missing: run scripts/fetch-smollm2", path.display());
+    path.display().to_string()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "sfn failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tasks(dir: &Path, count: usize) -> String {
+    let path = dir.join("tasks.jsonl");
+    let p = path.display().to_string();
+    ok(&sfn(&["eval", "--make-tasks", "arithmetic", "--count", &count.to_string(), "--depth", "1", "-o", &p]));
+    p
+}
+
+fn eval(model: &str, task: &str, out: &Path, extra: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut args =
+        vec!["eval", model, "--task", task, "-o", &out, "--mode", "chat", "--max-new", "24", "--batch-size", "2"];
+    args.extend_from_slice(extra);
+    sfn(&args)
+}
+
+#[test]
+fn eval_runs_smollm2_and_an_interrupted_run_resumes_to_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = tasks(dir.path(), 5);
+    let m = smollm2();
+
+    let full = dir.path().join("full");
+    let table = ok(&eval(&m, &task, &full, &[]));
+    assert!(table.contains("level") && table.contains("accuracy"), "{table}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(full.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["tasks"], 5);
+    assert_eq!(summary["token_count_kind"], "tokens");
+    let levels = &summary["levels"];
+    let total: u64 = ["I", "II", "III", "IV"].iter().map(|l| levels[l].as_u64().unwrap()).sum();
+    assert_eq!(total, 5, "{summary}");
+    let samples = std::fs::read_to_string(full.join("samples.jsonl")).unwrap();
+    let lines: Vec<&str> = samples.lines().collect();
+    assert_eq!(lines.len(), 5);
+    for line in &lines {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let tokens = r["tokens"].as_u64().unwrap();
+        assert!((1..=24).contains(&tokens), "{line}");
+        assert!(!r["output"].as_str().unwrap().is_empty(), "{line}");
+    }
+
+    // Killed after three tasks, in the middle of writing the fourth: the rerun drops the partial
+    // line, runs the rest in other batches ([4, 5] instead of [3, 4], [5]) and must write the
+    // same bytes as the uninterrupted run.
+    let cut = dir.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    std::fs::copy(full.join("run.json"), cut.join("run.json")).unwrap();
+    let partial = format!("{}\n{}", lines[..3].join("\n"), &lines[3][..lines[3].len() / 2]);
+    std::fs::write(cut.join("samples.jsonl"), partial).unwrap();
+    let rerun = eval(&m, &task, &cut, &[]);
+    ok(&rerun);
+    assert!(String::from_utf8_lossy(&rerun.stderr).contains("resumed: 3 task(s)"));
+    assert_eq!(std::fs::read_to_string(cut.join("samples.jsonl")).unwrap(), samples);
+}
+
+#[test]
+fn eval_records_the_reference_loss_and_judges_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = tasks(dir.path(), 2);
+    let m = smollm2();
+    let out = dir.path().join("ref");
+    // A threshold no fluent text reaches below: every output becomes level I by reference loss.
+    ok(&eval(&m, &task, &out, &["--reference", &m, "--max-ref-loss", "0.01"]));
+    for line in std::fs::read_to_string(out.join("samples.jsonl")).unwrap().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let loss = r["signals"]["ref_loss"].as_f64().expect("ref_loss recorded");
+        // The model's own greedy text is likely under itself: well below the ~10.8 nats of a
+        // uniform guess over 49152 tokens.
+        assert!(loss > 0.01 && loss < 3.0, "{line}");
+        assert_eq!(r["level"], "I", "{line}");
+        assert!(r["judge_reason"].as_str().unwrap().contains("reference loss"), "{line}");
+    }
+}
+
+#[test]
+fn eval_refuses_a_prompt_longer_than_the_context_naming_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("long.jsonl");
+    let prompt = "word ".repeat(9000);
+    std::fs::write(&task, format!("{{\"id\": \"too-long\", \"prompt\": \"{prompt}\", \"answer\": \"1\"}}\n")).unwrap();
+    let out = eval(&smollm2(), &task.display().to_string(), &dir.path().join("o"), &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too-long") && err.contains("8192 positions"), "{err}");
+}

@@ -1,0 +1,257 @@
+//! The sfn-model runtime behind the evaluation seam: [`ModelRunner`] is a [`Generator`] (the model
+//! under evaluation) and a [`ReferenceScorer`] (a reference model's mean token loss, the judge's
+//! level-I signal). Prompts are turned into tokens here: "generate" prompts are encoded with the
+//! tokenizer's special tokens (BOS), "chat" prompts are rendered with the model's own template.
+//!
+//! Reproducibility: greedy rows do not depend on the batch they run in (left-padded batches give
+//! the tokens of single prompts; sfn-model tests it), and a sampled row draws from a random stream
+//! named by its task id and sample index, so a resumed or re-batched run makes the same samples.
+//!
+//! Budget forcing: a row that ends with an end-of-sequence token while forcing is left continues
+//! from prompt + its tokens + "\n" + cue (prefilled again, one row at a time), at most `times`
+//! times; the cue's tokens count against `max_new_tokens` and appear in the output text.
+//!
+//! Context: a prompt that fills the model's positions is an error naming the task; a row that
+//! runs out of positions while generating ends with finish "length".
+
+use crate::decode::{DecodeSettings, Sampling};
+use crate::generate::{FinishReason, Generation, Generator, ReferenceScorer, TokenCountKind};
+use crate::prompt::{Prompt, PromptBody, Role};
+use crate::run::{run_job, EvalJob, EvalOutcome, Progress, SampleSource};
+use crate::GenerateError;
+use sfn_model::{generate, ChatTemplate, GenerateOptions, Hooks, Logits, Model, StopReason, Tokenizer};
+
+type Result<T> = std::result::Result<T, GenerateError>;
+
+/// Positions per forward pass when scoring: bounds the logits held at once to this × vocab.
+const SCORE_CHUNK: usize = 256;
+
+/// A loaded model and its tokenizer, ready to generate for or score prompts.
+pub struct ModelRunner<'a> {
+    model: &'a Model,
+    tokenizer: &'a Tokenizer,
+    /// The chat template, or why there is none (reported only when chat mode is used).
+    chat: std::result::Result<ChatTemplate, String>,
+    describe: serde_json::Value,
+}
+
+impl<'a> ModelRunner<'a> {
+    /// `describe` identifies the model in result files (path, edits, dtype, device...).
+    pub fn new(model: &'a Model, tokenizer: &'a Tokenizer, describe: serde_json::Value) -> ModelRunner<'a> {
+        let chat = ChatTemplate::for_tokenizer(tokenizer).map_err(|e| e.to_string());
+        ModelRunner { model, tokenizer, chat, describe }
+    }
+
+    /// The prompt's tokens, refused when they leave no room to generate.
+    fn encode(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let ids = match &prompt.body {
+            PromptBody::Text(text) => self.tokenizer.encode(text, true)?,
+            PromptBody::Chat(messages) => {
+                let chat =
+                    self.chat.as_ref().map_err(|why| format!("chat mode needs the model's chat template: {why}"))?;
+                let messages: Vec<sfn_model::Message> =
+                    messages.iter().map(|m| sfn_model::Message::new(role_name(&m.role), &m.content)).collect();
+                // The rendered text carries its own special tokens.
+                self.tokenizer.encode(&chat.render(&messages, true)?, false)?
+            }
+        };
+        let limit = self.model.max_positions();
+        if ids.len() >= limit {
+            return Err(format!(
+                "task `{}`: its prompt is {} tokens and the model has {limit} positions, so nothing can be generated (shorten the prompt or its few-shot examples)",
+                prompt.id,
+                ids.len()
+            )
+            .into());
+        }
+        Ok(ids)
+    }
+
+    fn options(&self, settings: &DecodeSettings, max_new_tokens: usize, streams: Vec<u64>) -> GenerateOptions {
+        let sampling = match &settings.sampling {
+            Sampling::Greedy => sfn_model::Sampling::greedy(),
+            Sampling::Sample { temperature, top_k, top_p, seed } => {
+                sfn_model::Sampling { temperature: *temperature, top_k: *top_k, top_p: *top_p, seed: *seed }
+            }
+        };
+        GenerateOptions {
+            max_new_tokens,
+            sampling,
+            stop_tokens: self.tokenizer.eos_ids().to_vec(),
+            stop_strings: settings.stop.clone(),
+            skip_special: true,
+            streams,
+        }
+    }
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// The random stream of sample `k` of task `id` (FNV-1a of both): independent of batching.
+fn stream(id: &str, k: usize, round: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes().chain((k as u64).to_le_bytes()).chain(round.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn finish(stop: &StopReason) -> FinishReason {
+    match stop {
+        StopReason::StopToken(_) => FinishReason::Eos,
+        StopReason::StopString(_) => FinishReason::Stop,
+        StopReason::MaxNewTokens | StopReason::ContextFull => FinishReason::Length,
+    }
+}
+
+/// One sample in progress.
+struct Sample {
+    prompt: Vec<u32>,
+    /// Generated tokens so far, inserted cues included.
+    tokens: Vec<u32>,
+    text: String,
+    finish: FinishReason,
+    forced: u32,
+}
+
+impl Generator for ModelRunner<'_> {
+    fn describe(&self) -> serde_json::Value {
+        self.describe.clone()
+    }
+
+    fn token_count_kind(&self) -> TokenCountKind {
+        TokenCountKind::Tokens
+    }
+
+    fn generate(&mut self, prompts: &[Prompt], settings: &DecodeSettings) -> Result<Vec<Vec<Generation>>> {
+        let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.encode(p)).collect::<Result<_>>()?;
+        // One row per (prompt, sample), all in one batch.
+        let rows: Vec<Vec<u32>> =
+            encoded.iter().flat_map(|ids| std::iter::repeat(ids.clone()).take(settings.n)).collect();
+        let streams = prompts.iter().flat_map(|p| (0..settings.n).map(|k| stream(&p.id, k, 0))).collect();
+        let opts = self.options(settings, settings.max_new_tokens, streams);
+        let first = generate(self.model, Some(self.tokenizer), &rows, &opts, &mut Hooks::new(), &mut |_, _| {})?;
+        let mut samples: Vec<Sample> = rows
+            .into_iter()
+            .zip(first)
+            .map(|(prompt, g)| Sample { prompt, finish: finish(&g.stop), tokens: g.tokens, text: g.text, forced: 0 })
+            .collect();
+
+        if let Some(forcing) = &settings.budget_forcing {
+            let cue_text = format!("\n{}", forcing.cue);
+            let cue = self.tokenizer.encode(&cue_text, false)?;
+            for (i, s) in samples.iter_mut().enumerate() {
+                let (p, k) = (i / settings.n, i % settings.n);
+                while s.finish == FinishReason::Eos
+                    && s.forced < forcing.times
+                    && s.tokens.len() + cue.len() < settings.max_new_tokens
+                {
+                    s.forced += 1;
+                    s.tokens.extend_from_slice(&cue);
+                    s.text.push_str(&cue_text);
+                    let context: Vec<u32> = s.prompt.iter().chain(&s.tokens).copied().collect();
+                    let left = settings.max_new_tokens - s.tokens.len();
+                    let opts = self.options(settings, left, vec![stream(&prompts[p].id, k, s.forced)]);
+                    let g = generate(
+                        self.model,
+                        Some(self.tokenizer),
+                        &[context],
+                        &opts,
+                        &mut Hooks::new(),
+                        &mut |_, _| {},
+                    )?
+                    .remove(0);
+                    s.tokens.extend_from_slice(&g.tokens);
+                    s.text.push_str(&g.text);
+                    s.finish = finish(&g.stop);
+                }
+            }
+        }
+
+        let mut out: Vec<Vec<Generation>> = (0..prompts.len()).map(|_| Vec::with_capacity(settings.n)).collect();
+        for (i, s) in samples.into_iter().enumerate() {
+            out[i / settings.n].push(Generation { token_count: s.tokens.len(), text: s.text, finish: s.finish });
+        }
+        Ok(out)
+    }
+}
+
+impl ReferenceScorer for ModelRunner<'_> {
+    fn describe(&self) -> serde_json::Value {
+        self.describe.clone()
+    }
+
+    /// Runs prompt + output in chunks through a KV cache and averages −log p(token) over the
+    /// output's tokens; an output that overflows the context is scored as far as it fits.
+    fn mean_token_loss(&mut self, prompt: &Prompt, output: &str) -> Result<Option<f64>> {
+        let context = self.encode(prompt)?;
+        let out = self.tokenizer.encode(output, false)?;
+        let room = self.model.max_positions() - context.len();
+        let scored = out.len().min(room);
+        if scored == 0 {
+            return Ok(None);
+        }
+        let seq: Vec<u32> = context.iter().chain(&out[..scored]).copied().collect();
+        let mut cache = self.model.new_cache(1, seq.len())?;
+        let mut hooks = Hooks::new();
+        let mut total = 0.0f64;
+        // Position t's logits predict token t + 1; the output's tokens start at context.len().
+        for (c, chunk) in seq.chunks(SCORE_CHUNK).enumerate() {
+            let start = c * SCORE_CHUNK;
+            let rows = [chunk.to_vec()];
+            let logits = if start == 0 {
+                self.model.prefill(&mut cache, &rows, &mut hooks, Logits::All)?
+            } else {
+                self.model.extend(&mut cache, &rows, &mut hooks, Logits::All)?
+            };
+            let logits: Vec<Vec<f32>> = logits.squeeze(0)?.to_vec2()?; // [chunk, vocab]
+            for (j, row) in logits.iter().enumerate() {
+                let next = start + j + 1;
+                if next >= context.len() && next < seq.len() {
+                    total += log_sum_exp(row) - row[seq[next] as usize] as f64;
+                }
+            }
+        }
+        Ok(Some(total / scored as f64))
+    }
+}
+
+fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln()
+}
+
+/// A reference model for the judge's loss signal, and how it is named in result files.
+pub struct Reference<'a> {
+    pub model: &'a Model,
+    pub tokenizer: &'a Tokenizer,
+    pub describe: serde_json::Value,
+}
+
+/// Evaluate `model` on all of the job's tasks: `sfn eval MODEL`, merge/destroy `--eval` and every
+/// sweep variant. `describe` names the model (and its edits) in run.json, so resuming a directory
+/// with another model is refused.
+pub fn evaluate_model(
+    job: &EvalJob,
+    model: &Model,
+    tokenizer: &Tokenizer,
+    describe: serde_json::Value,
+    reference: Option<Reference>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> crate::Result<EvalOutcome> {
+    let mut runner = ModelRunner::new(model, tokenizer, describe);
+    let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe));
+    let mut notes = vec![];
+    if scorer.is_some() && job.config.judge.max_ref_loss.is_none() {
+        notes.push("reference losses are recorded in the signals but decide no level (no max_ref_loss)".to_string());
+    }
+    let source = SampleSource { inputs: serde_json::Map::new(), decoded_here: true, notes };
+    let scorer = scorer.as_mut().map(|s| s as &mut dyn ReferenceScorer);
+    run_job(job, &job.tasks.tasks, source, &mut runner, scorer, on_progress)
+}
