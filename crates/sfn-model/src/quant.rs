@@ -64,6 +64,10 @@ pub enum Activations {
     Q8,
 }
 
+/// Up to this many activation rows, `matmul` runs the in-register kernels once per row; above,
+/// it widens each weight row once and runs f32 dot products (prefill).
+const DIRECT_ROWS: usize = 16;
+
 /// The kernels of one weight type: single rows and groups of four rows sharing activation loads.
 #[derive(Clone, Copy)]
 struct Kernels {
@@ -249,33 +253,56 @@ impl QMatrix {
         let k = self.kernels;
         let (n, cols) = (self.rows, self.cols);
         let dst = SharedOut::new(out);
-        if m == 1 {
-            let sums: Vec<f32> = x.chunks_exact(QK).map(|b| b.iter().sum()).collect();
+        if m <= DIRECT_ROWS {
+            // Few activation rows (decoding): the in-register kernels per row; a group of four
+            // weight rows stays in L1 while every activation row passes over it.
+            let sums: Vec<Vec<f32>> =
+                x.chunks_exact(cols).map(|xr| xr.chunks_exact(QK).map(|b| b.iter().sum()).collect()).collect();
             parallel_for(n.div_ceil(4), |range| {
                 for g in range {
-                    if 4 * g + 4 <= n {
-                        for (j, v) in (k.f32x4)(self.group(g), x, &sums).into_iter().enumerate() {
-                            // SAFETY: row groups are disjoint, so each output is written once.
-                            unsafe { dst.write(4 * g + j, v) };
-                        }
-                    } else {
-                        for r in 4 * g..n {
-                            // SAFETY: as above.
-                            unsafe { dst.write(r, (k.f32)(self.tail_row(r), x, &sums)) };
+                    for (i, s) in sums.iter().enumerate() {
+                        let xi = &x[i * cols..(i + 1) * cols];
+                        if 4 * g + 4 <= n {
+                            for (j, v) in (k.f32x4)(self.group(g), xi, s).into_iter().enumerate() {
+                                // SAFETY: row groups are disjoint, so each output is written once.
+                                unsafe { dst.write(i * n + 4 * g + j, v) };
+                            }
+                        } else {
+                            for r in 4 * g..n {
+                                // SAFETY: as above.
+                                unsafe { dst.write(i * n + r, (k.f32)(self.tail_row(r), xi, s)) };
+                            }
                         }
                     }
                 }
             });
             return;
         }
-        // Several activation rows: widen each weight row once, then f32 dot products.
-        parallel_for(n.div_ceil(8), |range| {
-            let mut wf = vec![0f32; cols];
-            for r in range.start * 8..(range.end * 8).min(n) {
-                dequantize(self.dtype, &self.row_bytes_of(r), &mut wf);
-                for i in 0..m {
-                    // SAFETY: weight rows are disjoint across tasks, so (i, r) is written once.
-                    unsafe { dst.write(i * n + r, (k.dense)(&wf, &x[i * cols..(i + 1) * cols])) };
+        // Several activation rows: widen each group of four weight rows once, straight from its
+        // interleaved blocks, then f32 dot products with every activation row.
+        let bb = self.dtype.block_bytes();
+        parallel_for(n.div_ceil(4), |range| {
+            let mut wf = vec![0f32; 4 * cols]; // [4, cols]
+            for g in range {
+                let rows = if 4 * g + 4 <= n {
+                    for (i, block) in self.group(g).chunks_exact(bb).enumerate() {
+                        let (b, j) = (i / 4, i % 4);
+                        dequantize(self.dtype, block, &mut wf[j * cols + b * QK..j * cols + (b + 1) * QK]);
+                    }
+                    4 * g..4 * g + 4
+                } else {
+                    for r in 4 * g..n {
+                        let j = r - 4 * g;
+                        dequantize(self.dtype, self.tail_row(r), &mut wf[j * cols..(j + 1) * cols]);
+                    }
+                    4 * g..n
+                };
+                for r in rows {
+                    let w = &wf[(r - 4 * g) * cols..(r - 4 * g + 1) * cols];
+                    for i in 0..m {
+                        // SAFETY: weight rows are disjoint across tasks, so (i, r) is written once.
+                        unsafe { dst.write(i * n + r, (k.dense)(w, &x[i * cols..(i + 1) * cols])) };
+                    }
                 }
             }
         });
@@ -956,10 +983,9 @@ mod tests {
 
     #[test]
     fn avx2_kernels_equal_scalar_kernels() {
-        for (dtype, acts, m) in [DType::Q8_0, DType::Q4_0, DType::Q4_1]
-            .into_iter()
-            .flat_map(|d| [(d, Activations::Q8, 3), (d, Activations::F32, 3), (d, Activations::F32, 1)])
-        {
+        for (dtype, acts, m) in [DType::Q8_0, DType::Q4_0, DType::Q4_1].into_iter().flat_map(|d| {
+            [(d, Activations::Q8, 3), (d, Activations::F32, 3), (d, Activations::F32, 1), (d, Activations::F32, 20)]
+        }) {
             let (rows, cols) = (37, 96);
             let data = random_blocks(dtype, rows, cols, 7);
             let best = QMatrix::new(dtype, rows, cols, data.clone(), acts).unwrap();
@@ -977,10 +1003,9 @@ mod tests {
 
     #[test]
     fn quantized_matmul_is_close_to_f32_matmul_of_dequantized_weights() {
-        for (dtype, acts, m) in [DType::Q8_0, DType::Q4_0, DType::Q4_1]
-            .into_iter()
-            .flat_map(|d| [(d, Activations::Q8, 2), (d, Activations::F32, 2), (d, Activations::F32, 1)])
-        {
+        for (dtype, acts, m) in [DType::Q8_0, DType::Q4_0, DType::Q4_1].into_iter().flat_map(|d| {
+            [(d, Activations::Q8, 2), (d, Activations::F32, 2), (d, Activations::F32, 1), (d, Activations::F32, 20)]
+        }) {
             let (rows, cols) = (20, 128);
             let q = QMatrix::new(dtype, rows, cols, random_blocks(dtype, rows, cols, 3), acts).unwrap();
             let x = random_x(m * cols, 5);
@@ -1014,15 +1039,21 @@ mod tests {
         let (rows, cols) = (300, 64);
         for acts in [Activations::Q8, Activations::F32] {
             let q = QMatrix::new(DType::Q4_1, rows, cols, random_blocks(DType::Q4_1, rows, cols, 9), acts).unwrap();
-            let x = random_x(3 * cols, 1);
-            let mut all = vec![0f32; 3 * rows];
-            q.matmul(&x, 3, &mut all);
-            for i in 0..3 {
-                let mut one = vec![0f32; rows];
-                q.matmul(&x[i * cols..(i + 1) * cols], 1, &mut one);
-                let d = one.iter().zip(&all[i * rows..(i + 1) * rows]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                // Q8: the same integer sums; F32: fused vs widened-row summation order.
-                assert!(d <= if acts == Activations::Q8 { 0.0 } else { 1e-5 }, "{acts:?}: {d}");
+            for m in [3, DIRECT_ROWS + 1] {
+                let x = random_x(m * cols, 1);
+                let mut all = vec![0f32; m * rows];
+                q.matmul(&x, m, &mut all);
+                for i in 0..m {
+                    let mut one = vec![0f32; rows];
+                    q.matmul(&x[i * cols..(i + 1) * cols], 1, &mut one);
+                    let d =
+                        one.iter().zip(&all[i * rows..(i + 1) * rows]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    // Q8 and decoding-sized F32 batches run the single-row kernels: bit-identical
+                    // (so a batch decodes exactly as its rows alone); larger F32 batches sum the
+                    // widened rows in another order.
+                    let exact = acts == Activations::Q8 || m <= DIRECT_ROWS;
+                    assert!(d <= if exact { 0.0 } else { 1e-5 }, "{acts:?} m={m}: {d}");
+                }
             }
         }
     }
