@@ -382,31 +382,13 @@ pub fn run(
     pool.broadcast(|_| {
         let mut kernel = Kernel::new(opts.bins);
         // Conversion buffers for dtypes the kernel does not read itself.  [sub] each
-        let (mut buf_a, mut buf_b) = (Vec::<f32>::new(), Vec::<f32>::new());
+        let mut bufs = (Vec::<f32>::new(), Vec::<f32>::new());
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&it) = items.get(i) else { break };
             let (ta, tb) = pairs[it.pair];
-            let g = granules[it.pair];
-            let sub = (SUB_ELEMS / g).max(1) * g;
             let mut part = Partial::new(opts.bins);
-            let mut s = it.start;
-            let end = it.start + it.len;
-            let mut outcome = Ok(());
-            while s < end {
-                let n = sub.min(end - s);
-                let va = values(a, ta, s, n, &mut buf_a);
-                let vb = values(b, tb, s, n, &mut buf_b);
-                match (va, vb) {
-                    (Ok(va), Ok(vb)) => kernel.add(&mut part, va, vb),
-                    (Err(e), _) | (_, Err(e)) => {
-                        outcome = Err(e);
-                        break;
-                    }
-                }
-                s += n;
-            }
-            kernel.flush(&mut part);
+            let outcome = accumulate(&mut kernel, &mut part, (a, ta), (b, tb), granules[it.pair], it, &mut bufs);
             if let Err(e) = outcome {
                 failed.store(true, Ordering::Relaxed);
                 first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.into());
@@ -423,15 +405,32 @@ pub fn run(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    // Finishing a tensor includes its bimodality (a bisection over the histogram): in parallel too.
+    // Finishing a tensor includes its bimodality (a bisection over the histogram): in parallel
+    // too. A tensor whose f32-block sums may have underflowed (values around 1e-20 and below,
+    // or all zero) is summed again in f64 by the portable kernel.
+    let simd = Kernel::new(opts.bins).is_simd();
     let tensors = pool.install(|| {
         use rayon::prelude::*;
         pairs
             .par_iter()
+            .enumerate()
             .zip(totals)
-            .map(|((ta, tb), p)| TensorDelta::new(ta, tb, &p.into_inner().unwrap_or_else(|p| p.into_inner())))
-            .collect()
-    });
+            .map(|((i, &(ta, tb)), p)| {
+                let mut p = p.into_inner().unwrap_or_else(|p| p.into_inner());
+                if simd && p.may_have_underflowed(ta.numel() as u64) {
+                    let mut exact = Partial::new(opts.bins);
+                    let whole = Item { pair: i, start: 0, len: ta.numel() };
+                    let mut bufs = (Vec::new(), Vec::new());
+                    let mut kernel = Kernel::portable(opts.bins);
+                    accumulate(&mut kernel, &mut exact, (a, ta), (b, tb), granules[i], whole, &mut bufs)?;
+                    pages_a.release(ta, 0, whole.len, true);
+                    pages_b.release(tb, 0, whole.len, true);
+                    p = exact;
+                }
+                Ok(TensorDelta::new(ta, tb, &p))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
     Ok(DeltaResult {
         bins: opts.bins,
         tensors,
@@ -442,6 +441,38 @@ pub fn run(
         elapsed_s: started.elapsed().as_secs_f64(),
         threads,
     })
+}
+
+/// Add the pairs of `it` (of A's tensor `ta` and B's `tb`, granule `g`) to `part`, a few
+/// thousand at a time.  bufs: conversion buffers for dtypes the kernel does not read itself.
+fn accumulate(
+    kernel: &mut Kernel,
+    part: &mut Partial,
+    (a, ta): (&Checkpoint, &TensorInfo),
+    (b, tb): (&Checkpoint, &TensorInfo),
+    g: usize,
+    it: Item,
+    bufs: &mut (Vec<f32>, Vec<f32>),
+) -> sfn_checkpoint::Result<()> {
+    let sub = (SUB_ELEMS / g).max(1) * g;
+    let end = it.start + it.len;
+    let mut s = it.start;
+    let mut outcome = Ok(());
+    while s < end {
+        let n = sub.min(end - s);
+        let va = values(a, ta, s, n, &mut bufs.0);
+        let vb = values(b, tb, s, n, &mut bufs.1);
+        match (va, vb) {
+            (Ok(va), Ok(vb)) => kernel.add(part, va, vb),
+            (Err(e), _) | (_, Err(e)) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+        s += n;
+    }
+    kernel.flush(part);
+    outcome
 }
 
 /// Elements `start .. start + n` of `t` for the kernel: BF16 and F32 stored in Hugging Face

@@ -220,8 +220,10 @@ fn chunks_and_threads_do_not_change_the_numbers() {
     let (w, s) = (&whole.tensors[0], &split.tensors[0]);
     assert_eq!(w.hist, s.hist);
     assert_eq!(w.max_abs_diff, s.max_abs_diff);
+    // Sums agree up to rounding: the SIMD kernel adds in f32 blocks of 128 elements, whose
+    // boundaries move with the chunks (documented bound 1e-6; ~1e-9 in practice).
     for (x, y) in [(w.l2_diff, s.l2_diff), (w.l2_a, s.l2_a), (w.l2_b, s.l2_b), (w.cosine.unwrap(), s.cosine.unwrap())] {
-        assert!((x - y).abs() <= 1e-12 * x.abs(), "{x} vs {y}");
+        assert!((x - y).abs() <= 1e-6 * x.abs(), "{x} vs {y}");
     }
     // The progress callback saw every stored byte once: 4 bytes (f32) + 2 (bf16) per element.
     assert_eq!(bytes.into_inner(), 333_000 * 6);
@@ -312,4 +314,40 @@ fn result_files_hold_every_tensor_and_the_inputs() {
     assert!(csv.lines().nth(1).unwrap().starts_with("model.embed_tokens.weight,,embed,weight,64x32,2048,BF16,F32,"));
     let t = table(&r, &agg);
     assert!(t.contains("o_proj") && t.contains(&agg.verdict), "{t}");
+}
+
+#[test]
+fn tensors_of_tiny_values_keep_float64_precision() {
+    // The SIMD kernel sums squares in f32 blocks, where values below ~1e-19 underflow; delta
+    // recomputes such tensors in f64. One tensor scaled to 1e-30, the other left as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let a = model(1, 32, 48, 64, 16);
+    let b = map(&a, 17, |_, v, rng| v * (1.0 + 0.1 * rng.normal() as f32));
+    let tiny = |ts: &[T]| -> Vec<T> {
+        ts.iter()
+            .map(|t| T {
+                data: if t.name.ends_with("o_proj.weight") {
+                    t.data.iter().map(|v| v * 1e-30).collect()
+                } else {
+                    t.data.clone()
+                },
+                ..t.clone()
+            })
+            .collect()
+    };
+    let (a, b) = (tiny(&a), tiny(&b));
+    let (ca, cb) = pair(dir.path(), &a, "F32", &b, "F32");
+    let r = run(&ca, &cb);
+    let (ta, tb) = (
+        a.iter().find(|t| t.name.ends_with("o_proj.weight")).unwrap(),
+        b.iter().find(|t| t.name.ends_with("o_proj.weight")).unwrap(),
+    );
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let l2_a = norm(&mut ta.data.iter().map(|&x| x as f64));
+    let l2_diff = norm(&mut ta.data.iter().zip(&tb.data).map(|(&x, &y)| y as f64 - x as f64));
+    let o = get(&r, "model.layers.0.self_attn.o_proj.weight");
+    assert!(l2_a < 1e-28, "{l2_a}");
+    assert!((o.l2_a - l2_a).abs() <= 1e-12 * l2_a, "{} vs {l2_a}", o.l2_a);
+    assert!((o.l2_diff - l2_diff).abs() <= 1e-12 * l2_diff, "{} vs {l2_diff}", o.l2_diff);
+    assert!((o.rel_change.unwrap() - 0.1).abs() < 0.02);
 }
