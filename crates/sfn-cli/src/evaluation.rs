@@ -6,6 +6,7 @@
 use crate::runtime::RuntimeArgs;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use sfn_checkpoint::edit::EditView;
 use sfn_checkpoint::writer::absolute;
 use sfn_checkpoint::Checkpoint;
 use sfn_eval::prompt::load_few_shot;
@@ -213,8 +214,54 @@ pub fn evaluate_source(
         _ => None,
     };
     let bar = task_bar("evaluating");
-    let outcome = evaluate_model(job, &model, &tok, describe, reference, &mut on_progress(&bar))
+    let outcome = evaluate_model(job, &model, &tok, describe, reference.as_ref(), &mut on_progress(&bar))
         .with_context(|| format!("evaluating {} into {}", src.path().display(), job.out_dir.display()))?;
     bar.finish_and_clear();
     Ok(outcome)
+}
+
+/// `--eval TASK --results DIR` on the checkpoint-editing commands (merge, destroy): evaluate the
+/// edited model in memory, without writing it.
+#[derive(clap::Args)]
+pub struct InMemoryEval {
+    /// Evaluate the edited model in memory on this task file (then -o is optional).
+    #[arg(long = "eval", value_name = "TASK", requires = "results")]
+    pub task: Option<PathBuf>,
+    /// --eval: the results directory (samples.jsonl, summary.json; resumable).
+    #[arg(long, value_name = "DIR", requires = "task")]
+    pub results: Option<PathBuf>,
+    #[command(flatten)]
+    pub eval: EvalArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+impl InMemoryEval {
+    /// Evaluate `view` when --eval was given; `seed` seeds sampling and the bootstrap.
+    pub fn run(&self, view: &EditView, seed: u64) -> Result<()> {
+        let (Some(task), Some(results)) = (&self.task, &self.results) else { return Ok(()) };
+        self.runtime.init()?;
+        let tasks = self.eval.tasks(task)?;
+        let job = EvalJob {
+            tasks: &tasks,
+            out_dir: results,
+            config: self.eval.config(seed)?,
+            overrides: self.eval.overrides.as_deref(),
+            seed,
+            command_line: crate::output::command_line(),
+            fresh: self.eval.fresh,
+        };
+        let describe = serde_json::json!({
+            "a": absolute(&view.a.path),
+            "b": view.b.map(|b| absolute(&b.path)),
+            "plan": view.plan,
+            "runtime": self.runtime.describe(),
+        });
+        let outcome = evaluate_source(&job, view, describe, &self.eval, &self.runtime)?;
+        report(&outcome, results, self.eval.json)
+    }
+
+    pub fn requested(&self) -> bool {
+        self.task.is_some()
+    }
 }

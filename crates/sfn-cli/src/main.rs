@@ -33,6 +33,10 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Destruction stethoscope: zero, re-initialise, scale or remove modules/layers of A.
     Destroy(cmd::destroy::Args),
+    /// Merge sweep (paper Table 1): evaluate A, B and A with each selector taken from B, in memory.
+    MergeSweep(cmd::sweep::MergeArgs),
+    /// Destruction sweep (paper Table 3): evaluate A with each module × method over a layer range.
+    DestroySweep(cmd::sweep::DestroyArgs),
     /// Evaluate a model (or grade recorded outputs) on a task file: accuracy with a 95% CI, output levels I-IV.
     Eval(cmd::eval::Args),
     /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
@@ -55,6 +59,8 @@ fn main() {
         Command::Delta(args) => cmd::delta::run(args),
         Command::Merge(args) => cmd::merge::run(args),
         Command::Destroy(args) => cmd::destroy::run(args),
+        Command::MergeSweep(args) => cmd::sweep::run_merge(args),
+        Command::DestroySweep(args) => cmd::sweep::run_destroy(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Trace(args) => cmd::trace::run(args),

@@ -4,13 +4,13 @@
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::writer::WriteOptions;
 use sfn_checkpoint::{Checkpoint, DType};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct OutputArgs {
     /// Output directory (must not exist, unless --force; never an input).
     #[arg(long, short = 'o')]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Store every tensor as f32, f16, bf16 or f64 (default: keep the stored dtype; quantized
     /// GGUF tensors become f32).
     #[arg(long)]
@@ -27,6 +27,10 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
+    pub fn out(&self) -> Result<&Path> {
+        self.out.as_deref().context("-o OUT (the output directory) is required")
+    }
+
     pub fn dtype(&self) -> Result<Option<DType>> {
         match &self.dtype {
             Some(d) => Ok(Some(
@@ -132,7 +136,7 @@ pub fn write_view(view: &sfn_checkpoint::edit::EditView, output: &OutputArgs, ti
     opts.extra_files.push(("README.md".into(), card));
     let specs = view.specs(output.dtype()?);
     let bar = crate::progress::bytes_bar(specs.iter().map(|s| s.nbytes()).sum(), "writing");
-    let summary = write_checkpoint(&output.out, &specs, &opts, |spec, w| {
+    let summary = write_checkpoint(output.out()?, &specs, &opts, |spec, w| {
         let planned = view.get(&spec.name).expect("specs come from the view");
         view.write_tensor(planned, spec.dtype, w)?;
         bar.inc(spec.nbytes());

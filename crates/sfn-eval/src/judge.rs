@@ -108,6 +108,11 @@ pub struct JudgeConfig {
     /// math problem means working with its numbers; chat that drifts on the prompt's topic words
     /// does not.
     pub require_shared_number: bool,
+    /// At or above this relatedness, an output is on the task even without the prompt's numbers:
+    /// it names most of the problem's terms (a real SmolLM2 trace cut off after "we need to find
+    /// the total number of cards Ava has" shares 0.5 and no number yet). Off-topic fixture chat
+    /// reaches at most 0.35.
+    pub strong_relatedness: f64,
     /// Above this reference-model loss an output is not language. `None` until calibrated against a
     /// runtime's reference model: no model exists to set it yet.
     pub max_ref_loss: Option<f64>,
@@ -122,6 +127,7 @@ impl Default for JudgeConfig {
             min_relatedness: 0.15,
             min_words_for_relatedness: 12,
             require_shared_number: true,
+            strong_relatedness: 0.5,
             max_ref_loss: None,
         }
     }
@@ -163,6 +169,7 @@ impl JudgeConfig {
             )
         } else if self.require_shared_number
             && kind == TaskKind::Reasoning
+            && s.relatedness < self.strong_relatedness
             && s.prompt_numbers > 0
             && s.shared_numbers == 0
         {

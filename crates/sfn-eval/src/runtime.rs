@@ -242,11 +242,11 @@ pub fn evaluate_model(
     model: &Model,
     tokenizer: &Tokenizer,
     describe: serde_json::Value,
-    reference: Option<Reference>,
+    reference: Option<&Reference>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> crate::Result<EvalOutcome> {
     let mut runner = ModelRunner::new(model, tokenizer, describe);
-    let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe));
+    let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe.clone()));
     let mut notes = vec![];
     if scorer.is_some() && job.config.judge.max_ref_loss.is_none() {
         notes.push("reference losses are recorded in the signals but decide no level (no max_ref_loss)".to_string());

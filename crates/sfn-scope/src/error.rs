@@ -8,6 +8,12 @@ pub enum Error {
     /// Opening or reading a checkpoint, or a selector, failed.
     #[error(transparent)]
     Checkpoint(#[from] sfn_checkpoint::Error),
+    /// Evaluating a variant failed.
+    #[error(transparent)]
+    Eval(#[from] sfn_eval::EvalError),
+    /// Building a variant's model failed.
+    #[error(transparent)]
+    Model(#[from] sfn_model::Error),
     /// A/B do not hold the same tensors with the same shapes, and the caller asked for strictness.
     #[error("{0}")]
     Mismatch(String),

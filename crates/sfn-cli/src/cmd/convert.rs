@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut opts = args.output.write_options(&[&ck])?;
     opts.metadata.insert("sfn_source".into(), ck.path.display().to_string());
     let bar = bytes_bar(specs.iter().map(|s| s.nbytes()).sum(), "converting");
-    let summary = write_checkpoint(&args.output.out, &specs, &opts, |spec, w| {
+    let summary = write_checkpoint(args.output.out()?, &specs, &opts, |spec, w| {
         write_tensor_as(&ck, ck.tensor(&spec.name)?, spec.dtype, w)?;
         bar.inc(spec.nbytes());
         Ok(())

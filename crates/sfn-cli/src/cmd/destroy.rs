@@ -1,7 +1,9 @@
 //! `sfn destroy A --select SEL --layers R --method zero|reinit|remove|scale -o OUT`: A with the
 //! selected modules zeroed, re-initialised (N(mean, std), seeded; the paper uses std 0.02), scaled,
-//! or whole layers removed, written as a Hugging Face checkpoint.
+//! or whole layers removed, written as a Hugging Face checkpoint and/or evaluated in memory with
+//! `--eval TASK --results DIR`.
 
+use crate::evaluation::InMemoryEval;
 use crate::output::{write_view, OutputArgs};
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::edit::{Edit, EditPlan, EditView, Rule};
@@ -36,7 +38,7 @@ pub struct Args {
     /// reinit: mean.
     #[arg(long, default_value_t = 0.0)]
     mean: f64,
-    /// reinit: random seed (recorded in the model card).
+    /// Seed of reinit (recorded in the model card) and, with --eval, of sampling and the bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// scale: factor.
@@ -44,6 +46,8 @@ pub struct Args {
     factor: Option<f64>,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    in_memory: InMemoryEval,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -73,5 +77,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let view = EditView::new(&a, None, plan)?;
-    write_view(&view, &args.output, "Destroyed checkpoint")
+    if args.output.out.is_none() && !args.in_memory.requested() {
+        bail!(
+            "give -o OUT to write the edited checkpoint, --eval TASK --results DIR to evaluate it in memory, or both"
+        );
+    }
+    if args.output.out.is_some() {
+        write_view(&view, &args.output, "Destroyed checkpoint")?;
+    }
+    args.in_memory.run(&view, args.seed)
 }

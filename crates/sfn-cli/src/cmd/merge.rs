@@ -1,8 +1,10 @@
 //! `sfn merge A B --take SEL [--alpha X] [--layers R] -o OUT`: A with the selected modules taken
-//! from B (or mixed, alpha·A + (1−alpha)·B), written as a Hugging Face checkpoint.
+//! from B (or mixed, alpha·A + (1−alpha)·B), written as a Hugging Face checkpoint, and/or
+//! evaluated in memory with `--eval TASK --results DIR` (no checkpoint written).
 
+use crate::evaluation::InMemoryEval;
 use crate::output::{write_view, OutputArgs};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use sfn_checkpoint::edit::{Edit, EditPlan, EditView, Rule};
 use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::Checkpoint;
@@ -23,8 +25,13 @@ pub struct Args {
     /// Restrict every selector term to these layers (`5..30`, `0..=3,10`).
     #[arg(long)]
     layers: Option<String>,
+    /// Seed of sampling and of the bootstrap interval (with --eval). Recorded.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    in_memory: InMemoryEval,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -37,9 +44,17 @@ pub fn run(args: Args) -> Result<()> {
     let edit = match args.alpha {
         None => Edit::TakeB,
         Some(alpha) if (0.0..=1.0).contains(&alpha) => Edit::Mix { alpha },
-        Some(alpha) => anyhow::bail!("--alpha {alpha}: must lie in [0, 1]"),
+        Some(alpha) => bail!("--alpha {alpha}: must lie in [0, 1]"),
     };
     let plan = EditPlan { rules: vec![Rule::new(selector, edit)], ..Default::default() };
     let view = EditView::new(&a, Some(&b), plan)?;
-    write_view(&view, &args.output, "Merged checkpoint")
+    if args.output.out.is_none() && !args.in_memory.requested() {
+        bail!(
+            "give -o OUT to write the edited checkpoint, --eval TASK --results DIR to evaluate it in memory, or both"
+        );
+    }
+    if args.output.out.is_some() {
+        write_view(&view, &args.output, "Merged checkpoint")?;
+    }
+    args.in_memory.run(&view, args.seed)
 }

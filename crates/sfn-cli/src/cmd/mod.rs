@@ -6,4 +6,5 @@ pub mod eval;
 pub mod generate;
 pub mod inspect;
 pub mod merge;
+pub mod sweep;
 pub mod trace;
