@@ -118,3 +118,29 @@ fn token_ids_outside_the_vocabulary_are_an_error_not_a_panic() {
     let err = model.forward(&[1, 2], &mut hooks).unwrap_err();
     assert!(err.to_string().contains("layer 3"), "{err}");
 }
+
+/// tools/reference/merged_logits.py: transformers' logits of the checkpoint `sfn merge A B --take
+/// o_proj --layers 1..3` wrote (equal to an independent numpy merge). The same merge as a lazy
+/// view, never written, must run to the same logits.
+#[test]
+fn merged_view_in_memory_gives_the_logits_transformers_gives_the_written_merge() {
+    use sfn_checkpoint::edit::{Edit, EditPlan, EditView, Rule};
+    use sfn_checkpoint::selector::Selector;
+    let edit = crate_dir().join("../sfn-checkpoint/tests/fixtures/edit");
+    let a = open_fixture("llama-gqa-untied-f32");
+    let b = sfn_checkpoint::Checkpoint::open(edit.join("llama-b-f32")).unwrap();
+    let sel = Selector::parse("o_proj").unwrap().with_layers("1..3").unwrap();
+    let plan = EditPlan { rules: vec![Rule::new(sel, Edit::TakeB)], ..Default::default() };
+    let view = EditView::new(&a, Some(&b), plan).unwrap();
+    let model = sfn_model::Model::load(&view, &sfn_model::LoadOptions::default()).unwrap();
+    let p = edit.join("take-o-layers1-3.logits.safetensors");
+    let reference = candle_core::safetensors::load(&p, &candle_core::Device::Cpu).unwrap();
+    let logits = model.forward(&reference_ids(&reference), &mut Hooks::new()).unwrap();
+    let d = max_abs_diff(&logits, &reference["logits"]);
+    println!("merged view vs transformers on the written merge: logits max |diff| = {d:e}");
+    assert!(d <= TOL, "logits differ by {d}");
+    // Not a vacuous check: A alone is measurably different.
+    let d_a =
+        max_abs_diff(&load(&a).forward(&reference_ids(&reference), &mut Hooks::new()).unwrap(), &reference["logits"]);
+    assert!(d_a > 100.0 * TOL.max(d), "A alone differs by only {d_a}");
+}
