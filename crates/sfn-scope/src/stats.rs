@@ -120,8 +120,6 @@ impl Partial {
 const LANES: usize = 8;
 /// Private histograms per kernel, one per AVX2 lane (the AVX2 kernel's lane offsets assume 8).
 const HIST_LANES: usize = 8;
-/// log2(HIST_LANES).
-const SHIFT: i32 = HIST_LANES.trailing_zeros() as i32;
 
 /// Where a chunk's values come from: f32 already converted, or a tensor's stored bytes in a
 /// dtype the kernel converts itself while reading (little-endian BF16 or F32, any alignment).
@@ -178,9 +176,8 @@ pub struct Kernel {
     avx2: bool,
     /// Elements counted in `hist` since the last flush (flushed long before a u32 can overflow).
     pending: u64,
-    /// Private histograms, interleaved per slot: element i of a group of HIST_LANES counts in
-    /// histogram i, so consecutive increments of one bin do not wait on each other.
-    /// [slots = bins + 3, HIST_LANES]
+    /// Private histograms: element i of a group of HIST_LANES counts in histogram i, so
+    /// consecutive increments of one bin do not wait on each other.  [HIST_LANES, slots = bins + 3]
     hist: Vec<u32>,
 }
 
@@ -248,10 +245,12 @@ impl Kernel {
         if self.pending == 0 {
             return;
         }
-        for (slot, h) in p.slots.iter_mut().zip(self.hist.chunks_exact_mut(HIST_LANES)) {
-            *slot += h.iter().map(|&v| v as u64).sum::<u64>();
-            h.fill(0);
+        for h in self.hist.chunks_exact(self.bins + 3) {
+            for (slot, &v) in p.slots.iter_mut().zip(h) {
+                *slot += v as u64;
+            }
         }
+        self.hist.fill(0);
         self.pending = 0;
     }
 }
@@ -304,7 +303,7 @@ fn portable(a: Values, b: Values, from: usize, to: usize, hist: &mut [u32], bins
         } else {
             nonfinite
         };
-        hist[s as usize * HIST_LANES + i % HIST_LANES] += 1;
+        hist[(i % HIST_LANES) * (bins as usize + 3) + s as usize] += 1;
     }
 }
 
@@ -314,7 +313,7 @@ mod avx2 {
     //! f32 values directly. Sums run in f32 lanes over blocks of `BLOCK` elements and are folded
     //! into f64 after each block; a block whose f32 sums are not trustworthy (a non-finite
     //! element, an overflow, a lane in the subnormal range) is redone by `portable` instead.
-    use super::{portable, Lanes, Values, HIST_LANES, REL_EPS, SHIFT};
+    use super::{portable, Lanes, Values, HIST_LANES, REL_EPS};
     use std::arch::x86_64::*;
 
     /// Elements per block: 8 steps of 8 lanes. Each f32 lane sum then has at most 8 terms, so
@@ -424,8 +423,8 @@ mod avx2 {
         let ge = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(r, c.one));
         let slot = _mm256_sub_epi32(_mm256_andnot_si256(le, slot), ge);
         // slot ≤ bins + 1 (NaN r only comes with a non-finite input, whose block is redone by
-        // `portable`), so slot·HIST_LANES + lane < hist.len().
-        let pos = _mm256_or_si256(_mm256_slli_epi32::<{ SHIFT }>(slot), c.lane_offsets);
+        // `portable`), so lane·(bins + 3) + slot < hist.len().
+        let pos = _mm256_add_epi32(slot, c.lane_offsets);
         _mm256_storeu_si256(at as *mut __m256i, pos);
     }
 
@@ -460,8 +459,11 @@ mod avx2 {
             minus_one: _mm256_set1_ps(-1.0),
             one: _mm256_set1_ps(1.0),
             bins: _mm256_set1_epi32(bins as i32),
-            // Slot s of lane k counts at hist[s·HIST_LANES + k].
-            lane_offsets: _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            // Slot s of lane k counts at hist[k·(bins + 3) + s].
+            lane_offsets: _mm256_mullo_epi32(
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                _mm256_set1_epi32(bins as i32 + 3),
+            ),
         };
         let abs_mask_pd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
         let inf = _mm256_set1_ps(f32::INFINITY);
@@ -800,6 +802,9 @@ mod speed {
     /// CPU time per element pair of both kernels on bf16 data in cache (thread CPU time, so other
     /// load on the machine does not count), on data shaped like the benchmark pair: A ~ N(0, 0.02),
     /// B = A + N(0, 0.002). `cargo test -p sfn-scope --release -- --ignored --nocapture`.
+    /// On an AMD EPYC (Zen 3) at 2.45 GHz: AVX2 ≈ 0.55 ns (1.1 before the f32 block sums and the
+    /// deferred increments), portable ≈ 10 ns. Without the histogram increments the AVX2 kernel
+    /// takes ≈ 0.25 ns; the increments are store-bound (about one store per cycle here).
     #[test]
     #[ignore]
     fn print_kernel_ns_per_element() {
