@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sfn_checkpoint::edit::EditView;
 use sfn_checkpoint::writer::absolute;
 use sfn_checkpoint::Checkpoint;
+use sfn_eval::judge::DEFAULT_MAX_REF_LOSS;
 use sfn_eval::prompt::load_few_shot;
 use sfn_eval::runtime::{evaluate_model, Reference};
 use sfn_eval::{
@@ -87,8 +88,9 @@ pub struct EvalArgs {
     /// (e.g. the intact base model when judging a damaged one).
     #[arg(long, value_name = "MODEL")]
     pub reference: Option<PathBuf>,
-    /// Judge outputs whose reference loss (nats/token) is above this as level I (needs --reference).
-    #[arg(long, requires = "reference")]
+    /// Judge outputs whose reference loss (nats/token) is above this as level I (default 3,
+    /// calibrated on real SmolLM2 outputs; see the judge's docs).
+    #[arg(long)]
     max_ref_loss: Option<f64>,
     /// Discard results already in the results directory instead of resuming.
     #[arg(long)]
@@ -108,8 +110,9 @@ impl EvalArgs {
         Ok(TaskSet::load(path, &LoadOptions { fields, default_kind })?)
     }
 
-    /// The run's settings; `seed` seeds sampling.
-    pub fn config(&self, seed: u64) -> Result<EvalConfig> {
+    /// The run's settings; `seed` seeds sampling; `reference`: whether a reference model will
+    /// score the outputs (then the default loss threshold applies).
+    pub fn config(&self, seed: u64, reference: bool) -> Result<EvalConfig> {
         let few_shot = match &self.few_shot {
             Some(p) => load_few_shot(p)?,
             None => vec![],
@@ -143,7 +146,10 @@ impl EvalArgs {
                 budget_forcing: (self.budget_forcing > 0)
                     .then(|| BudgetForcing { times: self.budget_forcing, cue: self.cue.clone() }),
             },
-            judge: JudgeConfig { max_ref_loss: self.max_ref_loss, ..Default::default() },
+            judge: JudgeConfig {
+                max_ref_loss: self.max_ref_loss.or(reference.then_some(DEFAULT_MAX_REF_LOSS)),
+                ..Default::default()
+            },
             batch_size: self.batch_size,
         };
         config.decode.validate()?;
@@ -245,7 +251,7 @@ impl InMemoryEval {
         let job = EvalJob {
             tasks: &tasks,
             out_dir: results,
-            config: self.eval.config(seed)?,
+            config: self.eval.config(seed, self.eval.reference.is_some())?,
             overrides: self.eval.overrides.as_deref(),
             seed,
             command_line: crate::output::command_line(),

@@ -47,6 +47,19 @@ pub fn grade(output: &str, gold: Option<&str>) -> Grade {
     Grade { extracted, correct }
 }
 
+/// `grade` for an output that may have been cut off by the token limit (`cut_off`): such an
+/// output has not given its final answer, and its last number is wherever the cut fell, so only a
+/// complete \boxed{} counts.
+pub fn grade_sample(output: &str, gold: Option<&str>, cut_off: bool) -> Grade {
+    let g = grade(output, gold);
+    match &g.extracted {
+        Some(e) if cut_off && e.source == AnswerSource::LastNumber => {
+            Grade { extracted: None, correct: gold.map(|_| false) }
+        }
+        _ => g,
+    }
+}
+
 pub fn extract_answer(text: &str) -> Option<Extracted> {
     if let Some(b) = last_boxed(text) {
         return Some(Extracted { text: b.trim().to_string(), source: AnswerSource::Boxed });

@@ -29,7 +29,9 @@ pub mod runtime;
 pub mod synth;
 pub mod task;
 
-pub use answer::{answers_match, extract_answer, grade, normalize_answer, AnswerSource, Extracted, Grade};
+pub use answer::{
+    answers_match, extract_answer, grade, grade_sample, normalize_answer, AnswerSource, Extracted, Grade,
+};
 pub use decode::{BudgetForcing, DecodeSettings, Sampling};
 pub use error::{EvalError, GenerateError, Result};
 pub use generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
@@ -37,7 +39,8 @@ pub use judge::{JudgeConfig, Level, Overrides, Signals, Verdict};
 pub use prompt::{FewShot, Message, Prompt, PromptBody, PromptConfig, PromptMode, Role};
 pub use results::{ResultsDir, ResumeReport, SampleRecord};
 pub use run::{
-    evaluate, grade_recorded, run_job, summarize, EvalConfig, EvalJob, EvalOutcome, Progress, RunInfo, SampleSource, Summary,
+    evaluate, grade_recorded, run_job, summarize, EvalConfig, EvalJob, EvalOutcome, Progress, RunInfo, SampleSource,
+    Summary,
 };
 pub use runtime::ModelRunner;
 pub use task::{FieldMap, LoadOptions, Task, TaskKind, TaskSet};

@@ -2,7 +2,7 @@
 //! append to the results directory, and summarise. `sfn eval --grade` is this with a
 //! [`crate::ReplayGenerator`]; a model runtime plugs in the same way.
 
-use crate::answer::{self, answer_key, AnswerSource, Grade};
+use crate::answer::{self, answer_key, Grade};
 use crate::decode::DecodeSettings;
 use crate::error::{EvalError, Result};
 use crate::generate::{FinishReason, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
@@ -84,16 +84,10 @@ pub fn evaluate(
             for (k, g) in samples.into_iter().enumerate() {
                 // Conversation tasks have nothing to extract: a letter's last number is no answer.
                 let grade = match task.kind {
-                    TaskKind::Reasoning => answer::grade(&g.text, task.answer.as_deref()),
-                    TaskKind::Conversation => Grade { extracted: None, correct: None },
-                };
-                // An output cut off by the token limit has not given its final answer: its last
-                // number is wherever the cut fell, so only a complete \boxed{} counts.
-                let grade = match &grade.extracted {
-                    Some(e) if e.source == AnswerSource::LastNumber && g.finish == FinishReason::Length => {
-                        Grade { extracted: None, correct: grade.correct.map(|_| false) }
+                    TaskKind::Reasoning => {
+                        answer::grade_sample(&g.text, task.answer.as_deref(), g.finish == FinishReason::Length)
                     }
-                    _ => grade,
+                    TaskKind::Conversation => Grade { extracted: None, correct: None },
                 };
                 let ref_loss = match scorer.as_deref_mut() {
                     Some(s) => s.mean_token_loss(prompt, &g.text).map_err(EvalError::Generation)?,

@@ -248,7 +248,13 @@ pub fn evaluate_model(
     let mut runner = ModelRunner::new(model, tokenizer, describe);
     let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe.clone()));
     let mut notes = vec![];
-    if scorer.is_some() && job.config.judge.max_ref_loss.is_none() {
+    if scorer.is_none() {
+        notes.push(
+            "no reference model: levels I and II rest on text statistics alone, which call much word salad \
+             level II (see the judge's calibration); give a reference model to score each output"
+                .to_string(),
+        );
+    } else if job.config.judge.max_ref_loss.is_none() {
         notes.push("reference losses are recorded in the signals but decide no level (no max_ref_loss)".to_string());
     }
     let source = SampleSource { inputs: serde_json::Map::new(), decoded_here: true, notes };

@@ -69,13 +69,16 @@ pub fn run(args: Args) -> Result<()> {
     let job = EvalJob {
         tasks: &tasks,
         out_dir: &args.out,
-        config: args.eval.config(args.seed)?,
+        config: args.eval.config(args.seed, args.eval.reference.is_some() && args.grade.is_none())?,
         overrides: args.eval.overrides.as_deref(),
         seed: args.seed,
         command_line: command_line(),
         fresh: args.eval.fresh,
     };
     let outcome = match (&args.grade, &args.model) {
+        (Some(_), _) if args.eval.reference.is_some() => {
+            bail!("--reference scores outputs while a model runs; it cannot be combined with --grade")
+        }
         (Some(outputs), _) => {
             let bar = task_bar("grading");
             let outcome = grade_recorded(&job, outputs, &mut on_progress(&bar))

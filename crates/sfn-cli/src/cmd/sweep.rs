@@ -27,6 +27,10 @@ pub struct Common {
     /// Seed of everything random: reinit, sampling, bootstrap intervals. Recorded.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Judge without a reference model. By default intact A scores every output (its mean token
+    /// loss tells word salad from language, which text statistics alone mostly cannot).
+    #[arg(long, conflicts_with = "reference")]
+    no_reference: bool,
     #[command(flatten)]
     eval: EvalArgs,
     #[command(flatten)]
@@ -113,12 +117,17 @@ fn run(
 ) -> Result<()> {
     c.runtime.init()?;
     let tasks = c.eval.tasks(&c.task)?;
-    let config = c.eval.config(c.seed)?;
+    let config = c.eval.config(c.seed, !c.no_reference)?;
     options["eval"] = serde_json::to_value(&config)?;
     let tokenizer = sfn_model::Tokenizer::for_source(a).context("tokenizer of A")?;
     let reference_ck = c.eval.reference.as_deref().map(Checkpoint::open).transpose().context("--reference")?;
-    let reference_model = reference_ck.as_ref().map(|ck| c.runtime.load(ck)).transpose()?;
-    let reference = match (&reference_ck, &reference_model) {
+    let reference_src = match (&reference_ck, c.no_reference) {
+        (_, true) => None,
+        (Some(ck), _) => Some(ck),
+        (None, _) => Some(a),
+    };
+    let reference_model = reference_src.map(|ck| c.runtime.load(ck)).transpose()?;
+    let reference = match (reference_src, &reference_model) {
         (Some(ck), Some((model, tokenizer))) => Some(Reference {
             model,
             tokenizer,
