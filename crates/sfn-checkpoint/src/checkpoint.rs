@@ -252,7 +252,7 @@ impl Checkpoint {
     pub fn read_f32_into(&self, t: &TensorInfo, start: usize, out: &mut [f32]) -> Result<()> {
         let g = self.granule(t);
         let end = start + out.len();
-        if end > t.numel() || start % g != 0 || (out.len() % g != 0 && end != t.numel()) {
+        if end > t.numel() || !start.is_multiple_of(g) || (!out.len().is_multiple_of(g) && end != t.numel()) {
             return Err(Error::tensor(
                 &t.name,
                 format!("cannot read elements {start}..{end} of {} in steps of {g}", t.numel()),

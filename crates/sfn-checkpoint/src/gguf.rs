@@ -263,7 +263,7 @@ fn layer_part(gguf: &str) -> Option<&str> {
 /// time; refuse a tensor where that cannot work instead of reading garbage later.
 fn check_permutable(t: &Located, heads: usize) -> std::result::Result<(), String> {
     let rows = t.shape.first().copied().unwrap_or(1);
-    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
+    if heads == 0 || rows % heads != 0 || !(rows / heads).is_multiple_of(2) {
         return Err(format!(
             "tensor {} has {rows} rows, which do not split into {heads} heads of even size \
              (llama.cpp stores Llama q/k rows permuted per head)",
@@ -271,7 +271,7 @@ fn check_permutable(t: &Located, heads: usize) -> std::result::Result<(), String
         ));
     }
     let row_len: usize = t.shape.iter().skip(1).product::<usize>().max(1);
-    if row_len % t.dtype.block_elems() != 0 {
+    if !row_len.is_multiple_of(t.dtype.block_elems()) {
         return Err(format!(
             "tensor {} is {} with rows of {row_len} elements, not whole {}-element blocks, so its \
              permuted rows cannot be read one at a time",
@@ -415,7 +415,7 @@ impl<'a> Cursor<'a> {
         let min_size: u64 = match ty {
             0 | 1 | 7 => 1,
             2 | 3 => 2,
-            4 | 5 | 6 => 4,
+            4..=6 => 4,
             8 | 10 | 11 | 12 => 8,
             9 => 12,
             _ => return Err(Fault::UnknownType { at: type_at, ty }),

@@ -291,7 +291,7 @@ fn shard_header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Ve
         offset += s.nbytes();
     }
     let mut bytes = serde_json::to_vec(&obj).unwrap();
-    while bytes.len() % 8 != 0 {
+    while !bytes.len().is_multiple_of(8) {
         bytes.push(b' ');
     }
     bytes

@@ -185,7 +185,10 @@ fn writer_refuses_to_write_over_its_input_and_leaves_no_partial_output() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "only src remains");
 
     // A provider that writes the wrong number of bytes is caught.
-    let err = write_checkpoint(&out, &specs, &WriteOptions::default(), |_, w| Ok(w.write_all(&[0u8; 3]).unwrap()))
+    let err = write_checkpoint(&out, &specs, &WriteOptions::default(), |_, w| {
+        let _: () = w.write_all(&[0u8; 3]).unwrap();
+        Ok(())
+    })
         .unwrap_err()
         .to_string();
     assert!(err.contains("3 bytes supplied") && err.contains("expected"), "{err}");
@@ -207,7 +210,7 @@ fn safetensors_file(dir: &Path, header: &str, data_len: usize) -> PathBuf {
     let path = dir.join("bad.safetensors");
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());
-    bytes.extend(std::iter::repeat(0u8).take(data_len));
+    bytes.extend(std::iter::repeat_n(0u8, data_len));
     std::fs::write(&path, bytes).unwrap();
     path
 }

@@ -93,21 +93,6 @@ pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_in_decimal_and_binary_units() {
-        assert_eq!(parse_size("5GB").unwrap(), 5_000_000_000);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("500 MB").unwrap(), 500_000_000);
-        assert_eq!(parse_size("1234").unwrap(), 1234);
-        assert!(parse_size("5XB").unwrap_err().to_string().contains("unknown unit"));
-        assert!(parse_size("0MB").is_err());
-    }
-}
-
 /// Write an edited view as a checkpoint in OUT, with a README.md model card that records the plan,
 /// the inputs and the command line, and the plan in every shard's metadata.
 pub fn write_view(view: &sfn_checkpoint::edit::EditView, output: &OutputArgs, title: &str) -> Result<()> {
@@ -151,4 +136,19 @@ pub fn write_view(view: &sfn_checkpoint::edit::EditView, output: &OutputArgs, ti
         summary.shards.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_in_decimal_and_binary_units() {
+        assert_eq!(parse_size("5GB").unwrap(), 5_000_000_000);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("500 MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("1234").unwrap(), 1234);
+        assert!(parse_size("5XB").unwrap_err().to_string().contains("unknown unit"));
+        assert!(parse_size("0MB").is_err());
+    }
 }

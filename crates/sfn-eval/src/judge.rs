@@ -261,8 +261,6 @@ fn is_wrapping_punct(c: char) -> bool {
 /// Is this whitespace token something no fluent writer produces? Words (any script), numbers and
 /// math/LaTeX are fine; tokenizer artefacts, markup debris, camelCase fusions, mixed scripts,
 /// letter-digit jumbles, long runs of one character and periodic strings are not.
-// `%` rather than `is_multiple_of`: the project builds with Rust 1.80+, which lacks it.
-#[allow(clippy::manual_is_multiple_of)]
 fn is_non_word(tok: &str) -> bool {
     const ARTEFACTS: [&str; 11] = ["\u{fffd}", "Ġ", "Ċ", "▁", "##", "<|", "|>", "&nbsp", "</", "/>", "\\u"];
     if tok.chars().any(|c| c.is_control()) || ARTEFACTS.iter().any(|a| tok.contains(a)) {
@@ -280,7 +278,7 @@ fn is_non_word(tok: &str) -> bool {
     // Periodic strings: "\boxed{5}\boxed{5}\boxed{5}", "abcabcabcabc".
     if chars.len() >= 16 {
         for p in 1..=chars.len() / 3 {
-            if chars.len() % p == 0 && chars.chunks(p).all(|c| c == &chars[..p]) {
+            if chars.len().is_multiple_of(p) && chars.chunks(p).all(|c| c == &chars[..p]) {
                 return true;
             }
         }

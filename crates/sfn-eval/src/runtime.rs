@@ -133,7 +133,7 @@ impl Generator for ModelRunner<'_> {
         let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.encode(p)).collect::<Result<_>>()?;
         // One row per (prompt, sample), all in one batch.
         let rows: Vec<Vec<u32>> =
-            encoded.iter().flat_map(|ids| std::iter::repeat(ids.clone()).take(settings.n)).collect();
+            encoded.iter().flat_map(|ids| std::iter::repeat_n(ids.clone(), settings.n)).collect();
         let streams = prompts.iter().flat_map(|p| (0..settings.n).map(|k| stream(&p.id, k, 0))).collect();
         let opts = self.options(settings, settings.max_new_tokens, streams);
         let first = generate(self.model, Some(self.tokenizer), &rows, &opts, &mut Hooks::new(), &mut |_, _| {})?;

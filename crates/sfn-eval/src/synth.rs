@@ -61,8 +61,6 @@ pub fn arithmetic_tasks(spec: &ArithmeticSpec) -> Result<Vec<Task>> {
 
 /// One problem: returns (text, answer). Amounts are kept below `cap` so that multiplications
 /// cannot overflow and numbers stay readable.
-// `%` rather than `is_multiple_of`: the project builds with Rust 1.80+, which lacks it.
-#[allow(clippy::manual_is_multiple_of)]
 fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String, u64) {
     let &(name, he) = rng.pick(&NAMES);
     let item = *rng.pick(&ITEMS);
@@ -106,7 +104,7 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
                     sentences.push(format!("A neighbour's gift {word} the number of {item} {he} has."));
                 }
                 4 if v >= 2 => {
-                    let divisors: Vec<u64> = (2..=small.min(v)).filter(|d| v % d == 0).collect();
+                    let divisors: Vec<u64> = (2..=small.min(v)).filter(|d| v.is_multiple_of(*d)).collect();
                     if divisors.is_empty() {
                         continue;
                     }

@@ -336,7 +336,7 @@ impl Rope {
 /// f32 as transformers does).
 pub fn inv_freq(cfg: &ModelConfig) -> Result<Vec<f32>> {
     let dim = cfg.head_dim;
-    if dim % 2 != 0 {
+    if !dim.is_multiple_of(2) {
         return Err(Error::unsupported(format!("head_dim {dim} is odd; rotary embeddings need an even one")));
     }
     let base = cfg.rope_theta as f32;

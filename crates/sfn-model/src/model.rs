@@ -183,7 +183,7 @@ impl Model {
         hooks: &mut Hooks,
         which: Logits,
     ) -> Result<Tensor> {
-        if cache.len() != 0 {
+        if !cache.is_empty() {
             return Err(Error::input("prefill needs an empty cache (call KvCache::reset)"));
         }
         if prompts.len() != cache.batch() {

@@ -126,7 +126,7 @@ impl QMatrix {
         if !Self::supports(dtype) {
             return Err(Error::unsupported(format!("no CPU kernel for {dtype} weights")));
         }
-        if cols % QK != 0 {
+        if !cols.is_multiple_of(QK) {
             return Err(Error::unsupported(format!("{dtype} matrix with {cols} columns (not a multiple of {QK})")));
         }
         let row_bytes = cols / QK * dtype.block_bytes();

@@ -92,7 +92,7 @@ fn unpermuted_rows(ck: &Checkpoint, t: &TensorInfo) -> Result<Vec<u8>> {
     f.read_exact(&mut stored).map_err(io)?;
     let rows = t.shape[0];
     let row_len = t.row_len();
-    if heads == 0 || rows % heads != 0 || row_len % t.dtype.block_elems() != 0 {
+    if heads == 0 || !rows.is_multiple_of(heads) || !row_len.is_multiple_of(t.dtype.block_elems()) {
         return Err(Error::unsupported(format!(
             "{}: {rows} rows do not split into {heads} heads of whole blocks",
             t.name

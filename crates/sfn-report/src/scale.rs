@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(nice_ticks(0.0, 1.0, 5), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
         assert!(nice_ticks(f64::NAN, 1.0, 5).is_empty());
         assert_eq!(nice_bounds(0.03, 0.97, 5), (0.0, 1.0));
-        assert_eq!(nice_bounds(2.0, 2.0, 5).0 < 2.0, true);
+        assert!(nice_bounds(2.0, 2.0, 5).0 < 2.0);
     }
 
     #[test]
