@@ -112,3 +112,31 @@ fn eval_refuses_a_prompt_longer_than_the_context_naming_the_task() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("too-long") && err.contains("8192 positions"), "{err}");
 }
+
+#[test]
+fn budget_forcing_continues_past_the_end_with_the_cue() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("short.jsonl");
+    std::fs::write(
+        &task,
+        "{\"id\": \"capital\", \"prompt\": \"What is the capital of France?\", \"kind\": \"conversation\"}\n",
+    )
+    .unwrap();
+    let t = task.display().to_string();
+    let m = smollm2();
+    let record = |out: &Path| -> Value {
+        let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+    };
+    let plain = dir.path().join("plain");
+    ok(&eval(&m, &t, &plain, &[]));
+    let plain = record(&plain);
+    assert_eq!(plain["finish"], "eos", "the unforced answer must end by itself: {plain}");
+    let forced = dir.path().join("forced");
+    ok(&eval(&m, &t, &forced, &["--budget-forcing", "1"]));
+    let forced = record(&forced);
+    let (p, f) = (plain["output"].as_str().unwrap(), forced["output"].as_str().unwrap());
+    assert!(f.starts_with(&format!("{p}\nWait")), "forced output does not continue the plain one with the cue: {f:?}");
+    assert!(forced["tokens"].as_u64().unwrap() > plain["tokens"].as_u64().unwrap());
+    assert!(forced["tokens"].as_u64().unwrap() <= 24);
+}
