@@ -2,22 +2,15 @@
 //! (results files, summary fields, the terminal table, resume), built-in task sets, and one-line
 //! errors on bad input.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn sfn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfn")).args(args).output().expect("run sfn")
-}
 
 /// The 30 AIME 2024 problems (index / origin_prompt / gold_answer), as the shared data set has them.
 fn aime() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sfn-eval/tests/fixtures/aime2024.jsonl").display().to_string()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "sfn failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 /// Five outputs for four problems: correct boxed, correct with units, a loop, off-topic chat,
@@ -181,7 +174,9 @@ fn eval_bad_input_fails_with_one_line_naming_the_line() {
     let out = sfn(&["eval", "--grade", bad.to_str().unwrap(), "--task", empty.to_str().unwrap(), "-o", "x"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty.jsonl: no tasks"));
 
+    // Neither a model, nor --grade, nor --make-tasks: a usage error naming what is missing.
     let out = sfn(&["eval", "-o", "x"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("<MODEL>") && err.contains("--task"), "{err}");
 }

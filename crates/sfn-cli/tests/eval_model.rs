@@ -2,31 +2,12 @@
 //! the reference-model loss, resuming an interrupted run to the same results file, and a prompt
 //! longer than the model's context refused with the task named.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn sfn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfn")).args(args).output().expect("run sfn")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The real SmolLM2-135M-Instruct GGUF; fetched by scripts/fetch-smollm2 (scripts/test does).
-fn smollm2() -> String {
-    let path = std::env::var("SFN_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(path.is_file(), "{} is missing: run scripts/fetch-smollm2", path.display());
-    path.display().to_string()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "sfn failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use std::path::Path;
+use std::process::Output;
 
 fn tasks(dir: &Path, count: usize) -> String {
     let path = dir.join("tasks.jsonl");

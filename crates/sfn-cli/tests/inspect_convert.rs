@@ -1,29 +1,14 @@
 //! The `sfn` binary end to end: `inspect` on the real SmolLM2 model and on transformers-made
 //! fixtures, `convert` round trips, exit codes and one-line errors on bad input.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn sfn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfn")).args(args).output().expect("run sfn")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::process::Output;
 
 fn hf_fixture(name: &str) -> String {
     root().join("crates/sfn-checkpoint/tests/fixtures/hf").join(name).display().to_string()
-}
-
-/// The real SmolLM2-135M-Instruct GGUF; fetched by scripts/fetch-smollm2 (scripts/test does).
-fn smollm2() -> String {
-    let path = std::env::var("SFN_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(path.is_file(), "{} is missing: run scripts/fetch-smollm2", path.display());
-    path.display().to_string()
 }
 
 fn json_of(out: &Output) -> Value {
