@@ -121,3 +121,27 @@ fn budget_forcing_continues_past_the_end_with_the_cue() {
     assert!(forced["tokens"].as_u64().unwrap() > plain["tokens"].as_u64().unwrap());
     assert!(forced["tokens"].as_u64().unwrap() <= 24);
 }
+
+#[test]
+fn sampled_runs_give_pass_and_maj_at_k_and_are_reproducible_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = tasks(dir.path(), 2);
+    let m = smollm2();
+    let sample = ["--temperature", "0.8", "--top-p", "0.95", "--samples", "3"];
+    let run = |name: &str, seed: &str| -> (String, Value) {
+        let out = dir.path().join(name);
+        ok(&eval(&m, &task, &out, &[&sample[..], &["--seed", seed]].concat()));
+        let summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        (std::fs::read_to_string(out.join("samples.jsonl")).unwrap(), summary)
+    };
+    let (first, summary) = run("s1", "7");
+    assert_eq!(summary["samples"], 6);
+    assert!(summary["pass_at_k"]["3"].is_number() && summary["maj_at_k"]["3"].is_number(), "{summary}");
+    let outputs: Vec<String> = first
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["output"].as_str().unwrap().to_string())
+        .collect();
+    assert!(outputs[0] != outputs[1] || outputs[1] != outputs[2], "three samples of one task are identical");
+    assert_eq!(run("s2", "7").0, first, "the same seed must reproduce the samples");
+    assert_ne!(run("s3", "8").0, first, "another seed must change them");
+}
