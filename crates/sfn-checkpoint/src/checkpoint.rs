@@ -225,6 +225,29 @@ impl Checkpoint {
         t.rope_permuted_heads.is_none().then(|| &self.files[t.file].map[t.start..t.end])
     }
 
+    /// `t`'s stored bytes (quantized blocks as they are) with rows in Hugging Face order: the bytes
+    /// on disk, or for GGUF q/k tensors their rows moved back from llama.cpp's rotary order (rows
+    /// are whole blocks, checked on open, so this only moves bytes). What a runtime that keeps
+    /// weights quantized loads; the pages are released afterwards.
+    pub fn stored_rows_hf_order(&self, t: &TensorInfo) -> Vec<u8> {
+        let data = &self.files[t.file].map[t.start..t.end];
+        let out = match t.rope_permuted_heads {
+            None => data.to_vec(),
+            Some(heads) => {
+                let rows = t.shape[0];
+                let (row_bytes, head_dim) = (data.len() / rows, rows / heads);
+                let mut out = vec![0u8; data.len()];
+                for (row, dst) in out.chunks_exact_mut(row_bytes).enumerate() {
+                    let src = stored_row(row, head_dim);
+                    dst.copy_from_slice(&data[src * row_bytes..(src + 1) * row_bytes]);
+                }
+                out
+            }
+        };
+        self.release(t);
+        out
+    }
+
     /// Write `t`'s stored bytes to `w` in pieces, releasing each after it is written, so copying a
     /// multi-GB tensor keeps RSS small. Returns false (writing nothing) when the stored bytes are not
     /// in Hugging Face layout (see `raw_bytes`).

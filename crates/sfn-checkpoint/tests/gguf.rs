@@ -144,6 +144,26 @@ fn gguf_q_k_rows_are_unpermuted() {
 }
 
 #[test]
+fn gguf_stored_rows_in_hf_order_dequantize_to_what_read_f32_gives() {
+    // What a runtime keeping weights quantized loads: for permuted q/k too.
+    for model in ["tiny-llama.gguf", "tiny-qwen2.gguf"] {
+        let ck = Checkpoint::open(fixtures().join(model)).unwrap();
+        let mut permuted = 0;
+        for t in ck.tensors() {
+            let bytes = ck.stored_rows_hf_order(t);
+            assert_eq!(bytes.len(), t.nbytes(), "{}", t.name);
+            let mut widened = vec![0f32; t.numel()];
+            sfn_checkpoint::dtype::to_f32(t.dtype, &bytes, &mut widened);
+            assert_eq!(widened, ck.read_f32(t).unwrap(), "{model} {}", t.name);
+            permuted += t.rope_permuted_heads.is_some() as usize;
+        }
+        if model == "tiny-llama.gguf" {
+            assert!(permuted > 0, "the llama fixture has permuted q/k tensors");
+        }
+    }
+}
+
+#[test]
 fn gguf_chunked_reads_of_permuted_and_quantized_tensors_equal_whole_reads() {
     let ck = Checkpoint::open(fixtures().join("tiny-llama.gguf")).unwrap();
     for t in ck.tensors() {

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use sfn_checkpoint::edit::EditView;
 use sfn_checkpoint::gguf::Value;
-use sfn_checkpoint::{Checkpoint, DType, ModelConfig, TensorInfo};
+use sfn_checkpoint::{Checkpoint, DType, ModelConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -58,11 +58,7 @@ impl WeightSource for Checkpoint {
         if !t.dtype.is_quantized() {
             return Ok(None);
         }
-        let bytes = match self.raw_bytes(t) {
-            Some(b) => b.to_vec(),
-            None => unpermuted_rows(self, t)?,
-        };
-        Ok(Some((t.dtype, bytes)))
+        Ok(Some((t.dtype, self.stored_rows_hf_order(t))))
     }
 
     fn gguf_metadata(&self) -> Option<&BTreeMap<String, Value>> {
@@ -72,44 +68,6 @@ impl WeightSource for Checkpoint {
     fn path(&self) -> &Path {
         &self.path
     }
-}
-
-/// The stored blocks of a GGUF q/k weight whose rows llama.cpp interleaved per head, put back in
-/// Hugging Face row order. Rows are whole blocks, so this only moves bytes.
-///
-/// Workaround: `Checkpoint::raw_bytes` declines permuted tensors and sfn-checkpoint has no call
-/// that hands out their blocks in Hugging Face order, so the tensor's byte range (from its
-/// `TensorInfo`) is read from the file here, and the permutation (the one `read_f32_into` undoes)
-/// is applied row by row.
-fn unpermuted_rows(ck: &Checkpoint, t: &TensorInfo) -> Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let heads = t.rope_permuted_heads.unwrap_or(1);
-    let path = ck.file_of(t);
-    let io = |e| Error::Checkpoint(sfn_checkpoint::Error::io(path, e));
-    let mut stored = vec![0u8; t.nbytes()];
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    f.seek(SeekFrom::Start(t.start as u64)).map_err(io)?;
-    f.read_exact(&mut stored).map_err(io)?;
-    let rows = t.shape[0];
-    let row_len = t.row_len();
-    if heads == 0 || !rows.is_multiple_of(heads) || !row_len.is_multiple_of(t.dtype.block_elems()) {
-        return Err(Error::unsupported(format!(
-            "{}: {rows} rows do not split into {heads} heads of whole blocks",
-            t.name
-        )));
-    }
-    let row_bytes = row_len / t.dtype.block_elems() * t.dtype.block_bytes();
-    let head_dim = rows / heads;
-    let half = head_dim / 2;
-    let mut out = vec![0u8; stored.len()];
-    for hf_row in 0..rows {
-        let (h, r) = (hf_row / head_dim, hf_row % head_dim);
-        let (j, i) = (r / half, r % half);
-        let src = h * head_dim + 2 * i + j;
-        out[hf_row * row_bytes..(hf_row + 1) * row_bytes]
-            .copy_from_slice(&stored[src * row_bytes..(src + 1) * row_bytes]);
-    }
-    Ok(out)
 }
 
 impl WeightSource for EditView<'_> {
