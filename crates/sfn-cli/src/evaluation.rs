@@ -202,15 +202,19 @@ pub fn report(outcome: &EvalOutcome, out_dir: &Path, json: bool) -> Result<()> {
 }
 
 /// Load `src` (a checkpoint or an edit plan's view) and evaluate it as `job` says, with a progress
-/// bar; the reference model, if any, comes from `--reference`.
+/// bar; the tokenizer comes from `tokenizer_src` (usually `src` itself), the reference model, if
+/// any, from `--reference`.
 pub fn evaluate_source(
     job: &EvalJob,
     src: &dyn WeightSource,
+    tokenizer_src: &dyn WeightSource,
     describe: serde_json::Value,
     eval: &EvalArgs,
     runtime: &RuntimeArgs,
 ) -> Result<EvalOutcome> {
-    let (model, tok) = runtime.load(src)?;
+    let model = runtime.load_model(src)?;
+    let tok = sfn_model::Tokenizer::for_source(tokenizer_src)
+        .with_context(|| format!("tokenizer of {}", tokenizer_src.path().display()))?;
     let reference_ck = eval.reference.as_deref().map(Checkpoint::open).transpose().context("--reference")?;
     let reference_model = reference_ck.as_ref().map(|ck| runtime.load(ck)).transpose()?;
     let reference = match (&reference_ck, &reference_model) {
@@ -243,8 +247,9 @@ pub struct InMemoryEval {
 }
 
 impl InMemoryEval {
-    /// Evaluate `view` when --eval was given; `seed` seeds sampling and the bootstrap.
-    pub fn run(&self, view: &EditView, seed: u64) -> Result<()> {
+    /// Evaluate `view` when --eval was given, with the tokenizer of `tokenizer_from` (A or B);
+    /// `seed` seeds sampling and the bootstrap.
+    pub fn run(&self, view: &EditView, tokenizer_from: &Checkpoint, seed: u64) -> Result<()> {
         let (Some(task), Some(results)) = (&self.task, &self.results) else { return Ok(()) };
         self.runtime.init()?;
         let tasks = self.eval.tasks(task)?;
@@ -263,7 +268,7 @@ impl InMemoryEval {
             "plan": view.plan,
             "runtime": self.runtime.describe(),
         });
-        let outcome = evaluate_source(&job, view, describe, &self.eval, &self.runtime)?;
+        let outcome = evaluate_source(&job, view, tokenizer_from, describe, &self.eval, &self.runtime)?;
         report(&outcome, results, self.eval.json)
     }
 

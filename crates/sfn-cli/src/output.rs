@@ -94,11 +94,20 @@ pub fn command_line() -> String {
 }
 
 /// Write an edited view as a checkpoint in OUT, with a README.md model card that records the plan,
-/// the inputs and the command line, and the plan in every shard's metadata.
-pub fn write_view(view: &sfn_checkpoint::edit::EditView, output: &OutputArgs, title: &str) -> Result<()> {
+/// the inputs and the command line, and the plan in every shard's metadata. config.json, the
+/// tokenizer and the generation config come from A, or from B with `files_from_b`.
+pub fn write_view(
+    view: &sfn_checkpoint::edit::EditView,
+    output: &OutputArgs,
+    title: &str,
+    files_from_b: bool,
+) -> Result<()> {
     use sfn_checkpoint::writer::write_checkpoint;
     let mut inputs = vec![view.a];
     inputs.extend(view.b);
+    if files_from_b {
+        inputs.reverse();
+    }
     let mut opts = output.write_options(&inputs)?;
     if let Some(cfg) = view.config_json()? {
         opts.config_json = Some(cfg);

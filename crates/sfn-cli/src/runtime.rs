@@ -37,12 +37,15 @@ impl RuntimeArgs {
         })
     }
 
+    /// The model of `src`.
+    pub fn load_model(&self, src: &dyn WeightSource) -> Result<Model> {
+        Model::load(src, &self.load_options()?).with_context(|| format!("loading {}", src.path().display()))
+    }
+
     /// The model of `src` and its tokenizer.
     pub fn load(&self, src: &dyn WeightSource) -> Result<(Model, Tokenizer)> {
-        let model =
-            Model::load(src, &self.load_options()?).with_context(|| format!("loading {}", src.path().display()))?;
         let tok = Tokenizer::for_source(src).with_context(|| format!("tokenizer of {}", src.path().display()))?;
-        Ok((model, tok))
+        Ok((self.load_model(src)?, tok))
     }
 
     /// How the model runs, for result files.

@@ -94,3 +94,33 @@ fn merge_without_output_or_eval_says_what_to_give() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("-o OUT") && err.contains("--eval TASK"), "{err}");
 }
+
+#[test]
+fn merge_takes_config_and_tokenizer_files_from_a_unless_told_b() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = root().join("crates/sfn-checkpoint/tests/fixtures");
+    let a = fixtures.join("hf/llama-gqa-untied-f32");
+    // B: the fixture's fine-tuned copy with a tokenizer file of its own.
+    let b = dir.path().join("b");
+    std::fs::create_dir(&b).unwrap();
+    for f in ["config.json", "generation_config.json", "model.safetensors"] {
+        std::fs::copy(fixtures.join("edit/llama-b-f32").join(f), b.join(f)).unwrap();
+    }
+    std::fs::write(b.join("tokenizer_config.json"), r#"{"from": "B"}"#).unwrap();
+    let merge = |out: &str, extra: &[&str]| {
+        let o = dir.path().join(out).display().to_string();
+        let args = ["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--take", "o_proj", "-o", &o];
+        ok(&sfn(&[&args[..], extra].concat()));
+        dir.path().join(out)
+    };
+    let from_a = merge("from-a", &[]);
+    assert!(!from_a.join("tokenizer_config.json").exists());
+    assert_eq!(std::fs::read(from_a.join("config.json")).unwrap(), std::fs::read(a.join("config.json")).unwrap());
+    let from_b = merge("from-b", &["--files-from", "b"]);
+    assert_eq!(std::fs::read_to_string(from_b.join("tokenizer_config.json")).unwrap(), r#"{"from": "B"}"#);
+    // The tensors are the same either way.
+    assert_eq!(
+        std::fs::read(from_a.join("model.safetensors")).unwrap(),
+        std::fs::read(from_b.join("model.safetensors")).unwrap()
+    );
+}

@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     if args.output.out.is_some() {
-        write_view(&view, &args.output, "Destroyed checkpoint")?;
+        write_view(&view, &args.output, "Destroyed checkpoint", false)?;
     }
-    args.in_memory.run(&view, args.seed)
+    args.in_memory.run(&view, &a, args.seed)
 }

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
             args.runtime.init()?;
             let ck = Checkpoint::open(model)?;
             let describe = serde_json::json!({"model": absolute(model), "runtime": args.runtime.describe()});
-            evaluate_source(&job, &ck, describe, &args.eval, &args.runtime)?
+            evaluate_source(&job, &ck, &ck, describe, &args.eval, &args.runtime)?
         }
         (None, None) => bail!("give a MODEL to evaluate or --grade OUTPUTS.jsonl"),
     };

@@ -10,6 +10,12 @@ use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::Checkpoint;
 use std::path::PathBuf;
 
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Side {
+    A,
+    B,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Base checkpoint A (everything not taken comes from here).
@@ -25,6 +31,10 @@ pub struct Args {
     /// Restrict every selector term to these layers (`5..30`, `0..=3,10`).
     #[arg(long)]
     layers: Option<String>,
+    /// Where config.json, the tokenizer (and chat template) and the generation config come from
+    /// (also the tokenizer used by --eval).
+    #[arg(long, value_enum, default_value = "a")]
+    files_from: Side,
     /// Seed of sampling and of the bootstrap interval (with --eval). Recorded.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -54,7 +64,7 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     if args.output.out.is_some() {
-        write_view(&view, &args.output, "Merged checkpoint")?;
+        write_view(&view, &args.output, "Merged checkpoint", args.files_from == Side::B)?;
     }
-    args.in_memory.run(&view, args.seed)
+    args.in_memory.run(&view, if args.files_from == Side::B { &b } else { &a }, args.seed)
 }

@@ -8,7 +8,7 @@ use crate::runtime::RuntimeArgs;
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::selector::parse_layer_ranges;
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{save_safetensors, trace, ChatTemplate, HookPoint, Message, Model, Tokenizer};
+use sfn_model::{save_safetensors, trace, ChatTemplate, HookPoint, Message, Tokenizer};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -52,8 +52,7 @@ pub fn run(args: Args) -> Result<()> {
     if ck.files().any(|f| std::path::absolute(f).is_ok_and(|f| f == out_abs)) {
         bail!("{} is one of the model's own files", args.out.display());
     }
-    let model =
-        Model::load(&ck, &args.runtime.load_options()?).with_context(|| format!("loading {}", args.model.display()))?;
+    let model = args.runtime.load_model(&ck)?;
     let ids: Vec<u32> = match (&args.ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
         (None, Some(p)) => {
