@@ -283,12 +283,58 @@ pub fn markdown(title: &str, rows: &[Row]) -> String {
             shares.join(" | ")
         ));
     }
-    md.push_str("\nLevels: I nonsense, II fluent but off the task, III on the task but wrong or no answer, IV correct answer by reasoning.\n\n## Example outputs\n\n");
+    md.push_str("\nLevels: I nonsense, II fluent but off the task, III on the task but wrong or no answer, IV correct answer by reasoning.\n");
+    md.push_str(&module_by_method(rows));
+    md.push_str("\n## Example outputs\n\n");
     for r in rows {
         let one_line: String = r.example_output.split_whitespace().collect::<Vec<_>>().join(" ");
         let shown: String = one_line.chars().take(240).collect();
         let more = if one_line.chars().count() > 240 { " …" } else { "" };
         md.push_str(&format!("- **{}** ({}): {}{more}\n", r.variant, r.example_id, shown.replace('|', "\\|")));
+    }
+    md
+}
+
+/// The paper's Table 3 shape for a destruction sweep: one row per module, one column per
+/// per-module method, each cell the most frequent level with its share (and the accuracy when
+/// there are gold answers). Empty when fewer than two modules were swept with such a method.
+fn module_by_method(rows: &[Row]) -> String {
+    let per_module: Vec<&Row> = rows.iter().filter(|r| matches!(r.method.as_str(), "zero" | "reinit")).collect();
+    let mut modules: Vec<&str> = Vec::new();
+    let mut methods: Vec<&str> = Vec::new();
+    for r in &per_module {
+        if !modules.contains(&r.module.as_str()) {
+            modules.push(&r.module);
+        }
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
+    if modules.len() < 2 {
+        return String::new();
+    }
+    let mut md = format!(
+        "\n## Module × method (most frequent level, its share; accuracy)\n\n| module | {} |\n|---|{}\n",
+        methods.join(" | "),
+        "---|".repeat(methods.len())
+    );
+    for m in &modules {
+        let cells: Vec<String> = methods
+            .iter()
+            .map(|method| match per_module.iter().find(|r| r.module == *m && r.method == *method) {
+                Some(r) => {
+                    let (i, share) =
+                        r.level_shares
+                            .iter()
+                            .enumerate()
+                            .fold((0, -1.0), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
+                    let acc = r.accuracy.map_or(String::new(), |a| format!("; {:.0}%", 100.0 * a));
+                    format!("{} {:.0}%{acc}", Level::ALL[i].name(), 100.0 * share)
+                }
+                None => "–".to_string(),
+            })
+            .collect();
+        md.push_str(&format!("| {m} | {} |\n", cells.join(" | ")));
     }
     md
 }
