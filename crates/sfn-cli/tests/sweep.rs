@@ -37,6 +37,8 @@ fn destroy_sweep_writes_table_figure_and_a_results_dir_per_variant() {
         table.contains("| zero down |") && table.contains("| remove layers 5..25 | 20 layers removed |"),
         "{table}"
     );
+    // The paper's Table 3 shape: modules × per-module methods (remove acts on whole layers).
+    assert!(table.contains("| module | zero |") && table.contains("\n| down | "), "{table}");
 
     let sweep: Value = serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
     let rows = sweep["rows"].as_array().unwrap();
