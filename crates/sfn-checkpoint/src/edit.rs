@@ -141,9 +141,22 @@ impl<'a> EditView<'a> {
             None if needs_b => return Err(Error::Selector("taking or mixing from B needs a checkpoint B".into())),
             None => {}
         }
+        let num_layers =
+            a.config.as_ref().map(|c| c.num_layers).unwrap_or_else(|| {
+                a.tensors().iter().filter_map(|t| parse_name(&t.name).layer).max().map_or(0, |l| l + 1)
+            });
         let names: Vec<&str> = a.tensors().iter().map(|t| t.name.as_str()).collect();
         let mut edits: Vec<Option<Edit>> = vec![None; names.len()];
         for rule in &plan.rules {
+            // A range past the last layer is a mistake (a range for another model), not a request
+            // to edit the layers that happen to exist.
+            let past = rule.parsed.terms().iter().flat_map(|t| t.layers().unwrap_or(&[])).find(|r| r.end > num_layers);
+            if let Some(r) = past {
+                return Err(Error::Selector(format!(
+                    "`{}`: layers {}..{} go past the model's layers 0..{num_layers}",
+                    rule.selector, r.start, r.end
+                )));
+            }
             let chosen: BTreeSet<&str> = rule.parsed.select(names.iter().copied())?.into_iter().collect();
             for (i, n) in names.iter().enumerate() {
                 if chosen.contains(n) {
@@ -151,10 +164,6 @@ impl<'a> EditView<'a> {
                 }
             }
         }
-        let num_layers =
-            a.config.as_ref().map(|c| c.num_layers).unwrap_or_else(|| {
-                a.tensors().iter().filter_map(|t| parse_name(&t.name).layer).max().map_or(0, |l| l + 1)
-            });
         if let Some(&bad) = plan.remove_layers.iter().find(|&&l| l >= num_layers) {
             return Err(Error::Selector(format!("cannot remove layer {bad}: the model has layers 0..{num_layers}")));
         }

@@ -158,3 +158,13 @@ fn mismatched_b_is_refused_naming_the_differences() {
         .to_string();
     assert!(err.contains("cannot remove layer 3: the model has layers 0..3"), "{err}");
 }
+
+#[test]
+fn a_layer_range_past_the_last_layer_is_an_error_not_a_partial_edit() {
+    let a = Checkpoint::open(fixture("hf/llama-gqa-untied-f32")).unwrap();
+    let err = EditView::new(&a, None, plan("layers[1..5].o", Edit::Zero)).err().unwrap().to_string();
+    assert!(err.contains("layers 1..5 go past the model's layers 0..3"), "{err}");
+    // Within the model it is fine, and so is the inclusive form of the same layers.
+    assert!(EditView::new(&a, None, plan("layers[1..3].o", Edit::Zero)).is_ok());
+    assert!(EditView::new(&a, None, plan("layers[1..=2].o", Edit::Zero)).is_ok());
+}

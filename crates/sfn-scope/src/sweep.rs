@@ -185,6 +185,10 @@ pub fn run(
     let mut inputs: Vec<&Path> = vec![&sweep.a.path];
     inputs.extend(sweep.b.map(|b| b.path.as_path()));
     prepare_out_dir(sweep.job.out_dir, &inputs)?;
+    // Every plan is checked before the first (long) evaluation starts.
+    for v in variants {
+        EditView::new(sweep.a, sweep.b, v.plan.clone()).map_err(|e| Error::Options(format!("{}: {e}", v.name)))?;
+    }
     let mut rows = Vec::with_capacity(variants.len());
     for (i, v) in variants.iter().enumerate() {
         on_variant(i, variants.len(), &v.name);
