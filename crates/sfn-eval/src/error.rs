@@ -9,12 +9,10 @@ pub type GenerateError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message and deliberately not a `source`, so error chains
+    /// (anyhow's `{:#}`) do not print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: no tasks (the file is empty)")]
     EmptyTaskFile { path: PathBuf },
     #[error("{path}: no records (the file is empty)")]
@@ -57,7 +55,7 @@ pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
 impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EvalError::Io { path: path.into(), source }
+        EvalError::Io { path: path.into(), err: source }
     }
 }
 

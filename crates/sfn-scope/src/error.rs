@@ -20,9 +20,10 @@ pub enum Error {
     /// An option outside what the stethoscope supports.
     #[error("{0}")]
     Options(String),
-    /// Writing a result file failed.
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    /// Writing a result file failed. The OS error is in the message, not a `source`, so error
+    /// chains do not print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// An output location that would damage an input.
     #[error("{}: {msg}", path.display())]
     Output { path: PathBuf, msg: String },
@@ -35,6 +36,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io { path: path.as_ref().to_path_buf(), err: source }
     }
 }
