@@ -16,7 +16,7 @@ use sfn_eval::{
     BudgetForcing, DecodeSettings, EvalConfig, EvalJob, EvalOutcome, FieldMap, JudgeConfig, LoadOptions, Progress,
     PromptConfig, PromptMode, Sampling, TaskKind, TaskSet,
 };
-use sfn_model::WeightSource;
+use sfn_model::{Model, Tokenizer, WeightSource};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -88,7 +88,7 @@ pub struct EvalArgs {
     /// (e.g. the intact base model when judging a damaged one).
     #[arg(long, value_name = "MODEL")]
     pub reference: Option<PathBuf>,
-    /// Judge outputs whose reference loss (nats/token) is above this as level I (default 3,
+    /// Judge outputs whose reference loss (nats/token) is above this as level I (default 3.5,
     /// calibrated on real SmolLM2 outputs; see the judge's docs).
     #[arg(long)]
     max_ref_loss: Option<f64>,
@@ -215,17 +215,17 @@ pub fn evaluate_source(
     let model = runtime.load_model(src)?;
     let tok = sfn_model::Tokenizer::for_source(tokenizer_src)
         .with_context(|| format!("tokenizer of {}", tokenizer_src.path().display()))?;
-    let reference_ck = eval.reference.as_deref().map(Checkpoint::open).transpose().context("--reference")?;
-    let reference_model = reference_ck.as_ref().map(|ck| runtime.load(ck)).transpose()?;
-    let reference = match (&reference_ck, &reference_model) {
-        (Some(ck), Some((model, tokenizer))) => {
-            Some(Reference { model, tokenizer, describe: serde_json::json!({"model": absolute(&ck.path)}) })
-        }
-        _ => None,
-    };
+    let reference = LoadedReference::open(eval.reference.as_deref(), runtime)?;
     let bar = task_bar("evaluating");
-    let outcome = evaluate_model(job, &model, &tok, describe, reference.as_ref(), &mut on_progress(&bar))
-        .with_context(|| format!("evaluating {} into {}", src.path().display(), job.out_dir.display()))?;
+    let outcome = evaluate_model(
+        job,
+        &model,
+        &tok,
+        describe,
+        reference.as_ref().map(|r| r.get()).as_ref(),
+        &mut on_progress(&bar),
+    )
+    .with_context(|| format!("evaluating {} into {}", src.path().display(), job.out_dir.display()))?;
     bar.finish_and_clear();
     Ok(outcome)
 }
@@ -274,5 +274,30 @@ impl InMemoryEval {
 
     pub fn requested(&self) -> bool {
         self.task.is_some()
+    }
+}
+
+/// A loaded reference model: the judge's loss signal (`--reference`, or A in the sweeps).
+pub struct LoadedReference {
+    path: PathBuf,
+    model: Model,
+    tokenizer: Tokenizer,
+}
+
+impl LoadedReference {
+    pub fn load(ck: &Checkpoint, runtime: &RuntimeArgs) -> Result<LoadedReference> {
+        let (model, tokenizer) = runtime.load(ck).context("reference model")?;
+        Ok(LoadedReference { path: absolute(&ck.path), model, tokenizer })
+    }
+
+    /// The model at `path`, if one is given.
+    pub fn open(path: Option<&Path>, runtime: &RuntimeArgs) -> Result<Option<LoadedReference>> {
+        let Some(path) = path else { return Ok(None) };
+        let ck = Checkpoint::open(path).context("--reference")?;
+        Ok(Some(LoadedReference::load(&ck, runtime)?))
+    }
+
+    pub fn get(&self) -> Reference<'_> {
+        Reference { model: &self.model, tokenizer: &self.tokenizer, describe: serde_json::json!({"model": self.path}) }
     }
 }

@@ -145,3 +145,37 @@ fn sampled_runs_give_pass_and_maj_at_k_and_are_reproducible_by_seed() {
     assert_eq!(run("s2", "7").0, first, "the same seed must reproduce the samples");
     assert_ne!(run("s3", "8").0, first, "another seed must change them");
 }
+
+#[test]
+fn recorded_outputs_are_judged_with_a_reference_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("t.jsonl");
+    std::fs::write(
+        &task,
+        concat!(
+            "{\"id\": \"a\", \"prompt\": \"Describe a perfect weekend in the mountains.\", \"kind\": \"conversation\"}\n",
+            "{\"id\": \"b\", \"prompt\": \"Describe a perfect weekend in the mountains.\", \"kind\": \"conversation\"}\n"
+        ),
+    )
+    .unwrap();
+    let outputs = dir.path().join("o.jsonl");
+    std::fs::write(
+        &outputs,
+        concat!(
+            "{\"id\": \"a\", \"output\": \"A perfect weekend in the mountains starts with a quiet morning walk through the pine forest, followed by a long lunch in a small village and an evening by the fire.\"}\n",
+            "{\"id\": \"b\", \"output\": \"Weekend mountains the perfectly of, in quietness starts morning pine walk forest lunch the village evening a fire by with small followed.\"}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("graded");
+    let (t, o, d) = (task.display().to_string(), outputs.display().to_string(), out.display().to_string());
+    ok(&sfn(&["eval", "--grade", &o, "--task", &t, "-o", &d, "--reference", &smollm2()]));
+    let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let loss = |r: &Value| r["signals"]["ref_loss"].as_f64().unwrap();
+    println!("reference loss: fluent {:.2}, shuffled {:.2}", loss(&recs[0]), loss(&recs[1]));
+    // The same words, shuffled: text statistics cannot tell them apart, the reference model can.
+    assert!(loss(&recs[0]) < 3.5 && loss(&recs[1]) > 3.5, "{text}");
+    assert_eq!(recs[0]["level"], "III");
+    assert_eq!(recs[1]["level"], "I");
+}

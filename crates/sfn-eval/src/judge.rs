@@ -136,11 +136,14 @@ impl Default for JudgeConfig {
 
 /// The reference-loss threshold used when a reference model is given. Calibrated on the real
 /// SmolLM2-135M-Instruct outputs of the labelled fixture, scored by the intact model: fluent
-/// outputs (intact model, arithmetic and conversation) 0.42 to 1.06 nats per token, destroyed
-/// ones 1.9 to 10.4 (word salad of real words 4.4 to 7.9, sub-word soup 8.9 to 10.4; the ones
-/// below 3 are token loops, which the repetition and function-word tests catch). 3 leaves room above fluent text from
-/// models that write more unusual text (LaTeX-heavy reasoning) than the reference.
-pub const DEFAULT_MAX_REF_LOSS: f64 = 3.0;
+/// outputs (intact model, arithmetic and conversation) 0.3 to 1.06 nats per token, destroyed
+/// ones 1.9 to 10.4 (phrase fragments 3.4 to 6, word salad of real words 4.4 to 7.9, sub-word
+/// soup 8.9 to 10.4; the ones below 3.5 are token loops and repeated fragments, which the
+/// repetition and function-word tests catch). Text the reference did not write scores higher than its own: a handwritten
+/// fluent paragraph scores 2.6 under SmolLM2 (`crates/sfn-cli/tests/eval_model.rs`), hence 3.5
+/// rather than a threshold just above the model's own text. Agreement on the real outputs: 98%
+/// at 3 and 3.5, 90% at 4.
+pub const DEFAULT_MAX_REF_LOSS: f64 = 3.5;
 
 /// A level and, in words, the test that decided it (saved with the sample).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

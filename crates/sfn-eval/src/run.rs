@@ -422,8 +422,13 @@ pub fn run_job(
 
 /// `sfn eval --grade`: grade recorded outputs (JSONL lines `{"id": ..., "output": ...}`, repeated
 /// ids are several samples) against the job's tasks. Tasks without an output are left out and
-/// counted in a note.
-pub fn grade_recorded(job: &EvalJob, outputs: &Path, on_progress: &mut dyn FnMut(Progress)) -> Result<EvalOutcome> {
+/// counted in a note. A reference `scorer`, when given, fills the judge's loss signal.
+pub fn grade_recorded(
+    job: &EvalJob,
+    outputs: &Path,
+    scorer: Option<&mut dyn ReferenceScorer>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<EvalOutcome> {
     // Re-grading a run's own samples.jsonl into the same directory would read and rewrite one file.
     if let (Ok(outputs), Ok(dir)) = (std::fs::canonicalize(outputs), std::fs::canonicalize(job.out_dir)) {
         if outputs.starts_with(&dir) {
@@ -448,7 +453,7 @@ pub fn grade_recorded(job: &EvalJob, outputs: &Path, on_progress: &mut dyn FnMut
     let mut inputs = serde_json::Map::new();
     inputs.insert("outputs".into(), serde_json::to_value(fingerprint(outputs)?)?);
     let source = SampleSource { inputs, decoded_here: false, notes };
-    run_job(job, &tasks, source, &mut generator, None, on_progress)
+    run_job(job, &tasks, source, &mut generator, scorer, on_progress)
 }
 
 /// A file fingerprint with the path made absolute, so a restart from another directory still

@@ -57,7 +57,7 @@ fn job<'a>(inp: &'a Inputs, out: &'a Path) -> EvalJob<'a> {
 
 /// Grade the recorded outputs of `inp` with `job`.
 fn grade(inp: &Inputs, job: &EvalJob) -> Result<EvalOutcome, EvalError> {
-    sfn_eval::grade_recorded(job, &inp.outputs, &mut |_: Progress| {})
+    sfn_eval::grade_recorded(job, &inp.outputs, None, &mut |_: Progress| {})
 }
 
 fn read(path: &Path) -> Vec<u8> {

@@ -7,7 +7,7 @@
 //! table on stdout.
 //! `sfn eval --make-tasks arithmetic|conversation -o FILE`: write a built-in, seeded task set.
 
-use crate::evaluation::{evaluate_source, on_progress, report, task_bar, EvalArgs};
+use crate::evaluation::{evaluate_source, on_progress, report, task_bar, EvalArgs, LoadedReference};
 use crate::output::command_line;
 use crate::runtime::RuntimeArgs;
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use sfn_checkpoint::writer::absolute;
 use sfn_checkpoint::Checkpoint;
 use sfn_eval::synth::{arithmetic_tasks, conversation_tasks, ArithmeticSpec, ConversationSpec};
 use sfn_eval::task::write_tasks;
-use sfn_eval::{grade_recorded, EvalJob};
+use sfn_eval::{grade_recorded, EvalJob, ModelRunner, ReferenceScorer};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -69,19 +69,23 @@ pub fn run(args: Args) -> Result<()> {
     let job = EvalJob {
         tasks: &tasks,
         out_dir: &args.out,
-        config: args.eval.config(args.seed, args.eval.reference.is_some() && args.grade.is_none())?,
+        config: args.eval.config(args.seed, args.eval.reference.is_some())?,
         overrides: args.eval.overrides.as_deref(),
         seed: args.seed,
         command_line: command_line(),
         fresh: args.eval.fresh,
     };
     let outcome = match (&args.grade, &args.model) {
-        (Some(_), _) if args.eval.reference.is_some() => {
-            bail!("--reference scores outputs while a model runs; it cannot be combined with --grade")
-        }
         (Some(outputs), _) => {
+            args.runtime.init()?;
+            let reference = LoadedReference::open(args.eval.reference.as_deref(), &args.runtime)?;
+            let mut scorer = reference.as_ref().map(|r| {
+                let r = r.get();
+                ModelRunner::new(r.model, r.tokenizer, r.describe)
+            });
             let bar = task_bar("grading");
-            let outcome = grade_recorded(&job, outputs, &mut on_progress(&bar))
+            let scorer = scorer.as_mut().map(|s| s as &mut dyn ReferenceScorer);
+            let outcome = grade_recorded(&job, outputs, scorer, &mut on_progress(&bar))
                 .with_context(|| format!("grading {} into {}", outputs.display(), args.out.display()))?;
             bar.finish_and_clear();
             outcome

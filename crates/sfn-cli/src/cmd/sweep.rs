@@ -4,13 +4,12 @@
 //! edit view, evaluated in memory (nothing written but results) into DIR/<variant>/, and the table
 //! goes to DIR/sweep.json, DIR/sweep.md (also printed) and DIR/sweep_levels.{svg,png}.
 
-use crate::evaluation::{on_progress, task_bar, EvalArgs};
+use crate::evaluation::{on_progress, task_bar, EvalArgs, LoadedReference};
 use crate::output::command_line;
 use crate::runtime::RuntimeArgs;
 use anyhow::{Context, Result};
 use sfn_checkpoint::edit::check_same_architecture;
 use sfn_checkpoint::Checkpoint;
-use sfn_eval::runtime::Reference;
 use sfn_eval::EvalJob;
 use sfn_scope::sweep::{self, Method, Reinit, Sweep, Variant};
 use std::path::PathBuf;
@@ -120,20 +119,10 @@ fn run(
     let config = c.eval.config(c.seed, !c.no_reference)?;
     options["eval"] = serde_json::to_value(&config)?;
     let tokenizer = sfn_model::Tokenizer::for_source(a).context("tokenizer of A")?;
-    let reference_ck = c.eval.reference.as_deref().map(Checkpoint::open).transpose().context("--reference")?;
-    let reference_src = match (&reference_ck, c.no_reference) {
+    let reference = match (&c.eval.reference, c.no_reference) {
         (_, true) => None,
-        (Some(ck), _) => Some(ck),
-        (None, _) => Some(a),
-    };
-    let reference_model = reference_src.map(|ck| c.runtime.load(ck)).transpose()?;
-    let reference = match (reference_src, &reference_model) {
-        (Some(ck), Some((model, tokenizer))) => Some(Reference {
-            model,
-            tokenizer,
-            describe: serde_json::json!({"model": sfn_checkpoint::writer::absolute(&ck.path)}),
-        }),
-        _ => None,
+        (Some(path), _) => LoadedReference::open(Some(path), &c.runtime)?,
+        (None, _) => Some(LoadedReference::load(a, &c.runtime)?),
     };
     let sweep = Sweep {
         a,
@@ -149,7 +138,7 @@ fn run(
         },
         load: c.runtime.load_options()?,
         tokenizer: &tokenizer,
-        reference,
+        reference: reference.as_ref().map(|r| r.get()),
         runtime: c.runtime.describe(),
     };
     let bar = task_bar("");
