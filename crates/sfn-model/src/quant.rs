@@ -68,6 +68,8 @@ pub enum Activations {
 /// it widens each weight row once and runs f32 dot products (prefill).
 const DIRECT_ROWS: usize = 16;
 
+type F32x4x2 = fn(&[u8], [&[f32]; 2], [&[f32]; 2]) -> [[f32; 4]; 2];
+
 /// The kernels of one weight type: single rows and groups of four rows sharing activation loads.
 #[derive(Clone, Copy)]
 struct Kernels {
@@ -77,6 +79,9 @@ struct Kernels {
     /// Weight row · f32 activations; the third argument holds the activations' per-block sums.
     f32: fn(&[u8], &[f32], &[f32]) -> f32,
     f32x4: fn(&[u8], &[f32], &[f32]) -> [f32; 4],
+    /// One group against two activation rows, each weight unpacked once for both (results
+    /// bit-identical to two `f32x4` calls); None: two `f32x4` calls.
+    f32x4x2: Option<F32x4x2>,
     /// f32 · f32 over a whole row (after widening a weight row, for several activation rows).
     dense: fn(&[f32], &[f32]) -> f32,
 }
@@ -260,19 +265,32 @@ impl QMatrix {
                 x.chunks_exact(cols).map(|xr| xr.chunks_exact(QK).map(|b| b.iter().sum()).collect()).collect();
             parallel_for(n.div_ceil(4), |range| {
                 for g in range {
-                    for (i, s) in sums.iter().enumerate() {
-                        let xi = &x[i * cols..(i + 1) * cols];
-                        if 4 * g + 4 <= n {
-                            for (j, v) in (k.f32x4)(self.group(g), xi, s).into_iter().enumerate() {
-                                // SAFETY: row groups are disjoint, so each output is written once.
-                                unsafe { dst.write(i * n + 4 * g + j, v) };
-                            }
-                        } else {
+                    if 4 * g + 4 > n {
+                        for (i, s) in sums.iter().enumerate() {
+                            let xi = &x[i * cols..(i + 1) * cols];
                             for r in 4 * g..n {
-                                // SAFETY: as above.
+                                // SAFETY: row groups are disjoint, so each output is written once.
                                 unsafe { dst.write(i * n + r, (k.f32)(self.tail_row(r), xi, s)) };
                             }
                         }
+                        continue;
+                    }
+                    let group = self.group(g);
+                    let mut i = 0;
+                    while i < m {
+                        let xi = |i: usize| &x[i * cols..(i + 1) * cols];
+                        // Two activation rows share each unpacked weight where the kernel allows.
+                        let (rows, out): (usize, [[f32; 4]; 2]) = match k.f32x4x2 {
+                            Some(f) if i + 1 < m => (2, f(group, [xi(i), xi(i + 1)], [&sums[i], &sums[i + 1]])),
+                            _ => (1, [(k.f32x4)(group, xi(i), &sums[i]), [0.0; 4]]),
+                        };
+                        for (di, vals) in out.iter().take(rows).enumerate() {
+                            for (j, v) in vals.iter().enumerate() {
+                                // SAFETY: as above.
+                                unsafe { dst.write((i + di) * n + 4 * g + j, *v) };
+                            }
+                        }
+                        i += rows;
                     }
                 }
             });
@@ -402,17 +420,18 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
     if kernel == Kernel::Best && avx2::available() {
         use avx2::*;
         #[allow(clippy::type_complexity)]
-        let (q8, q8x4, f32, f32x4): (
+        let (q8, q8x4, f32, f32x4, f32x4x2): (
             fn(&[u8], &[ActBlock]) -> f32,
             fn(&[u8], &[ActBlock]) -> [f32; 4],
             fn(&[u8], &[f32], &[f32]) -> f32,
             fn(&[u8], &[f32], &[f32]) -> [f32; 4],
+            F32x4x2,
         ) = match dtype {
-            DType::Q8_0 => (dot_q8_0, x4::<Q8_0>, dotf_q8_0, f4::<Q8_0>),
-            DType::Q4_0 => (dot_q4_0, x4::<Q4_0>, dotf_q4_0, f4::<Q4_0>),
-            _ => (dot_q4_1, x4::<Q4_1>, dotf_q4_1, f4::<Q4_1>),
+            DType::Q8_0 => (dot_q8_0, x4::<Q8_0>, dotf_q8_0, f4::<Q8_0>, f4x2::<Q8_0>),
+            DType::Q4_0 => (dot_q4_0, x4::<Q4_0>, dotf_q4_0, f4::<Q4_0>, f4x2::<Q4_0>),
+            _ => (dot_q4_1, x4::<Q4_1>, dotf_q4_1, f4::<Q4_1>, f4x2::<Q4_1>),
         };
-        return Kernels { q8, q8x4, f32, f32x4, dense: dot_f32 };
+        return Kernels { q8, q8x4, f32, f32x4, f32x4x2: Some(f32x4x2), dense: dot_f32 };
     }
     let _ = kernel;
     let (q8, f32): (fn(&[u8], &[ActBlock]) -> f32, fn(&[u8], &[f32], &[f32]) -> f32) = match dtype {
@@ -434,6 +453,7 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
             DType::Q4_0 => |g, x, s| scalar::rows_of_group(g, 18).map(|w| scalar::dotf_q4_0(&w, x, s)),
             _ => |g, x, s| scalar::rows_of_group(g, 20).map(|w| scalar::dotf_q4_1(&w, x, s)),
         },
+        f32x4x2: None,
         dense: scalar::dot_f32,
     }
 }
@@ -758,20 +778,34 @@ mod avx2 {
         const BYTES: usize;
         /// Against 8-bit activations.
         unsafe fn q8(p: *const u8, a: &ActBlock) -> (__m256, f32, f32);
+        /// The block's 32 stored values q as f32 (in the activations' lane order), its scale d
+        /// and the coefficient c of the activations' sum: the block contributes d·Σq·x + c·Σx.
+        unsafe fn unpack(p: *const u8) -> ([__m256; 4], f32, f32);
         /// Against f32 activations `x` (32 values in 4 registers) whose sum is `sx`.
-        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32);
+        #[inline(always)]
+        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32) {
+            let (w, d, c) = Self::unpack(p);
+            (dot_unpacked(&w, x), d, c * sx)
+        }
+    }
+
+    /// Σ w·x over one block in 8 lanes; the one order every f32-activation kernel uses, so that
+    /// a row gives the same bits whichever kernel ran it.
+    #[inline(always)]
+    unsafe fn dot_unpacked(w: &[__m256; 4], x: &[__m256; 4]) -> __m256 {
+        let mut s = _mm256_mul_ps(w[0], x[0]);
+        s = _mm256_fmadd_ps(w[1], x[1], s);
+        s = _mm256_fmadd_ps(w[2], x[2], s);
+        _mm256_fmadd_ps(w[3], x[3], s)
     }
 
     #[inline(always)]
-    unsafe fn nibble_dot_x(p: *const u8, x: &[__m256; 4]) -> __m256 {
+    unsafe fn nibbles_f32(p: *const u8) -> [__m256; 4] {
         let raw = _mm_loadu_si128(p as *const __m128i);
         let mask = _mm_set1_epi8(0x0F);
         let lo = _mm_and_si128(raw, mask);
         let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-        let mut s = _mm256_mul_ps(u8x8(lo), x[0]);
-        s = _mm256_fmadd_ps(u8x8(_mm_srli_si128(lo, 8)), x[1], s);
-        s = _mm256_fmadd_ps(u8x8(hi), x[2], s);
-        _mm256_fmadd_ps(u8x8(_mm_srli_si128(hi, 8)), x[3], s)
+        [u8x8(lo), u8x8(_mm_srli_si128(lo, 8)), u8x8(hi), u8x8(_mm_srli_si128(hi, 8))]
     }
 
     #[inline(always)]
@@ -787,8 +821,8 @@ mod avx2 {
             (nibble_dot_q(p.add(4), a), f16_at(p), f16_at(p.add(2)) * a.s)
         }
         #[inline(always)]
-        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32) {
-            (nibble_dot_x(p.add(4), x), f16_at(p), f16_at(p.add(2)) * sx)
+        unsafe fn unpack(p: *const u8) -> ([__m256; 4], f32, f32) {
+            (nibbles_f32(p.add(4)), f16_at(p), f16_at(p.add(2)))
         }
     }
 
@@ -802,9 +836,9 @@ mod avx2 {
             (dot_i8(x, y), f16_at(p), 0.0)
         }
         #[inline(always)]
-        unsafe fn f(p: *const u8, x: &[__m256; 4], sx: f32) -> (__m256, f32, f32) {
+        unsafe fn unpack(p: *const u8) -> ([__m256; 4], f32, f32) {
             let d = f16_at(p);
-            (nibble_dot_x(p.add(2), x), d, -8.0 * d * sx)
+            (nibbles_f32(p.add(2)), d, -8.0 * d)
         }
     }
 
@@ -817,13 +851,10 @@ mod avx2 {
             (dot_i8(x, y), f16_at(p), 0.0)
         }
         #[inline(always)]
-        unsafe fn f(p: *const u8, x: &[__m256; 4], _sx: f32) -> (__m256, f32, f32) {
+        unsafe fn unpack(p: *const u8) -> ([__m256; 4], f32, f32) {
             let q01 = _mm_loadu_si128(p.add(2) as *const __m128i);
             let q23 = _mm_loadu_si128(p.add(18) as *const __m128i);
-            let mut s = _mm256_mul_ps(i8x8(q01), x[0]);
-            s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(q01, 8)), x[1], s);
-            s = _mm256_fmadd_ps(i8x8(q23), x[2], s);
-            (_mm256_fmadd_ps(i8x8(_mm_srli_si128(q23, 8)), x[3], s), f16_at(p), 0.0)
+            ([i8x8(q01), i8x8(_mm_srli_si128(q01, 8)), i8x8(q23), i8x8(_mm_srli_si128(q23, 8))], f16_at(p), 0.0)
         }
     }
 
@@ -886,6 +917,50 @@ mod avx2 {
             }
         }
         [hsum(acc[0]) + off[0], hsum(acc[1]) + off[1], hsum(acc[2]) + off[2], hsum(acc[3]) + off[3]]
+    }
+
+    /// One interleaved group of four weight rows against two rows of f32 activations, each
+    /// block unpacked once for both: bit-identical to two `f4` calls (same operations, same
+    /// order), about half the unpacking work.
+    pub fn f4x2<B: Block>(g: &[u8], x: [&[f32]; 2], sums: [&[f32]; 2]) -> [[f32; 4]; 2] {
+        let nb = x[0].len() / 32;
+        assert!(x[1].len() == x[0].len() && sums.iter().all(|s| s.len() >= nb) && g.len() >= 4 * nb * B::BYTES);
+        // SAFETY: as in x4.
+        unsafe { f4x2_impl::<B>(g, x, sums, nb) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f4x2_impl<B: Block>(g: &[u8], x: [&[f32]; 2], sums: [&[f32]; 2], nb: usize) -> [[f32; 4]; 2] {
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut off = [[0f32; 4]; 2];
+        let p = g.as_ptr();
+        for b in 0..nb {
+            let pb = p.add(4 * b * B::BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(PREFETCH) as *const i8);
+            for r in 0..4 {
+                let (w, d, c) = B::unpack(pb.add(r * B::BYTES));
+                let dv = _mm256_set1_ps(d);
+                for i in 0..2 {
+                    let xp = x[i].as_ptr().add(b * 32);
+                    // (No closures here: they would not inherit the target features.)
+                    let xv = [
+                        _mm256_loadu_ps(xp),
+                        _mm256_loadu_ps(xp.add(8)),
+                        _mm256_loadu_ps(xp.add(16)),
+                        _mm256_loadu_ps(xp.add(24)),
+                    ];
+                    acc[i][r] = _mm256_fmadd_ps(dv, dot_unpacked(&w, &xv), acc[i][r]);
+                    off[i][r] += c * sums[i][b];
+                }
+            }
+        }
+        let mut out = [[0f32; 4]; 2];
+        for i in 0..2 {
+            for r in 0..4 {
+                out[i][r] = hsum(acc[i][r]) + off[i][r];
+            }
+        }
+        out
     }
 
     pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -1039,7 +1114,7 @@ mod tests {
         let (rows, cols) = (300, 64);
         for acts in [Activations::Q8, Activations::F32] {
             let q = QMatrix::new(DType::Q4_1, rows, cols, random_blocks(DType::Q4_1, rows, cols, 9), acts).unwrap();
-            for m in [3, DIRECT_ROWS + 1] {
+            for m in [2, 3, DIRECT_ROWS, DIRECT_ROWS + 1] {
                 let x = random_x(m * cols, 1);
                 let mut all = vec![0f32; m * rows];
                 q.matmul(&x, m, &mut all);
