@@ -189,8 +189,8 @@ fn writer_refuses_to_write_over_its_input_and_leaves_no_partial_output() {
         let _: () = w.write_all(&[0u8; 3]).unwrap();
         Ok(())
     })
-        .unwrap_err()
-        .to_string();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("3 bytes supplied") && err.contains("expected"), "{err}");
     assert!(!out.exists());
 }

@@ -3,8 +3,8 @@
 //! model; and the progress bar and table around a run. The commands add the task file, the
 //! results directory and `--seed` (one seed per run for everything random).
 
-use crate::runtime::RuntimeArgs;
-use anyhow::{bail, Context, Result};
+use crate::runtime::{RuntimeArgs, SamplingArgs};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sfn_checkpoint::edit::EditView;
 use sfn_checkpoint::writer::absolute;
@@ -60,15 +60,8 @@ pub struct EvalArgs {
     /// Most new tokens per sample (budget-forcing cues included).
     #[arg(long, default_value_t = 2048)]
     max_new: usize,
-    /// Sampling temperature (0 = greedy). Sampling is seeded by --seed.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
-    /// Sample only among the k most likely tokens.
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Sample only among the most likely tokens whose probabilities sum to p.
-    #[arg(long)]
-    top_p: Option<f64>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Samples per task (pass@k and maj@k need more than one; needs --temperature > 0).
     #[arg(long, default_value_t = 1)]
     samples: usize,
@@ -117,16 +110,11 @@ impl EvalArgs {
             Some(p) => load_few_shot(p)?,
             None => vec![],
         };
-        if self.temperature < 0.0 {
-            bail!("--temperature {} must be ≥ 0", self.temperature);
-        }
-        let sampling = if self.temperature == 0.0 {
-            if self.top_k.is_some() || self.top_p.is_some() {
-                bail!("--top-k/--top-p need --temperature > 0 (0 is greedy)");
-            }
+        let sampling = if self.sampling.greedy()? {
             Sampling::Greedy
         } else {
-            Sampling::Sample { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed }
+            let s = self.sampling.with_seed(seed)?;
+            Sampling::Sample { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, seed }
         };
         let config = EvalConfig {
             prompt: PromptConfig {

@@ -1,5 +1,6 @@
 //! The runtime options every model-running command shares (generate, trace, eval, merge/destroy
-//! `--eval`, the sweeps), and the one place that turns them into a loaded model and tokenizer.
+//! `--eval`, the sweeps), and the one place that turns them into a loaded model and tokenizer;
+//! the sampling options of the generating commands.
 
 use anyhow::{Context, Result};
 use sfn_model::{parse_device, set_threads, Activations, LoadOptions, Model, Tokenizer, WeightSource};
@@ -55,5 +56,37 @@ impl RuntimeArgs {
             "activations": if self.q8 { "q8" } else { "f32" },
             "dequantize": self.dequantize,
         })
+    }
+}
+
+/// How the next token is chosen (generate, eval and everything that evaluates).
+#[derive(clap::Args, Clone)]
+pub struct SamplingArgs {
+    /// Sampling temperature (0 = greedy). Sampling is seeded by --seed.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Sample only among the k most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample only among the most likely tokens whose probabilities sum to p.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+}
+
+impl SamplingArgs {
+    /// Greedy at temperature 0 (where top-k/top-p would be ignored, so they are refused).
+    pub fn greedy(&self) -> Result<bool> {
+        if self.temperature.is_nan() || self.temperature < 0.0 {
+            anyhow::bail!("--temperature {} must be ≥ 0", self.temperature);
+        }
+        if self.temperature == 0.0 && (self.top_k.is_some() || self.top_p.is_some()) {
+            anyhow::bail!("--top-k/--top-p need --temperature > 0 (0 is greedy)");
+        }
+        Ok(self.temperature == 0.0)
+    }
+
+    pub fn with_seed(&self, seed: u64) -> Result<sfn_model::Sampling> {
+        self.greedy()?;
+        Ok(sfn_model::Sampling { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed })
     }
 }

@@ -132,8 +132,7 @@ impl Generator for ModelRunner<'_> {
     fn generate(&mut self, prompts: &[Prompt], settings: &DecodeSettings) -> Result<Vec<Vec<Generation>>> {
         let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.encode(p)).collect::<Result<_>>()?;
         // One row per (prompt, sample), all in one batch.
-        let rows: Vec<Vec<u32>> =
-            encoded.iter().flat_map(|ids| std::iter::repeat_n(ids.clone(), settings.n)).collect();
+        let rows: Vec<Vec<u32>> = encoded.iter().flat_map(|ids| std::iter::repeat_n(ids.clone(), settings.n)).collect();
         let streams = prompts.iter().flat_map(|p| (0..settings.n).map(|k| stream(&p.id, k, 0))).collect();
         let opts = self.options(settings, settings.max_new_tokens, streams);
         let first = generate(self.model, Some(self.tokenizer), &rows, &opts, &mut Hooks::new(), &mut |_, _| {})?;

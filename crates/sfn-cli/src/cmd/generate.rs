@@ -3,10 +3,10 @@
 //! run as one batch and are printed when done. Greedy unless `--temperature` is given; sampling is
 //! seeded. Timing (prefill and decode tokens/s) goes to stderr.
 
-use crate::runtime::RuntimeArgs;
+use crate::runtime::{RuntimeArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{generate_with_stats, ChatTemplate, GenerateOptions, Hooks, Message, Sampling};
+use sfn_model::{generate_with_stats, ChatTemplate, GenerateOptions, Hooks, Message};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,15 +27,8 @@ pub struct Args {
     /// Most tokens to generate per prompt.
     #[arg(long, default_value_t = 256)]
     max_new: usize,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
-    /// Sample only among the k most likely tokens.
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Sample only among the most likely tokens whose probabilities sum to p.
-    #[arg(long)]
-    top_p: Option<f64>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Random seed for sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -82,7 +75,7 @@ pub fn run(args: Args) -> Result<()> {
     let prompts: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t, !args.chat)).collect::<sfn_model::Result<_>>()?;
     let gen_opts = GenerateOptions {
         max_new_tokens: args.max_new,
-        sampling: Sampling { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed },
+        sampling: args.sampling.with_seed(args.seed)?,
         stop_tokens: if args.ignore_eos { vec![] } else { tok.eos_ids().to_vec() },
         stop_strings: args.stop.clone(),
         skip_special: true,
