@@ -1,6 +1,7 @@
 //! `sfn eval MODEL` end to end on the real SmolLM2-135M-Instruct: samples and summary with levels,
-//! the reference-model loss, resuming an interrupted run to the same results file, and a prompt
-//! longer than the model's context refused with the task named.
+//! the reference-model loss, resuming an interrupted run to the same results file, Ctrl-C in the
+//! middle of a batch keeping the tasks already finished, and a prompt longer than the model's
+//! context refused with the task named.
 
 mod common;
 
@@ -61,6 +62,53 @@ fn eval_runs_smollm2_and_an_interrupted_run_resumes_to_the_same_file() {
     ok(&rerun);
     assert!(String::from_utf8_lossy(&rerun.stderr).contains("resumed: 3 task(s)"));
     assert_eq!(std::fs::read_to_string(cut.join("samples.jsonl")).unwrap(), samples);
+}
+
+#[test]
+fn ctrl_c_mid_batch_keeps_the_tasks_already_finished() {
+    // One batch: a prompt SmolLM2 answers in about 30 tokens, and one it writes on until the
+    // token limit. Ctrl-C once the short one is on disk; the long one is still decoding.
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("tasks.jsonl");
+    std::fs::write(
+        &task,
+        r#"{"id": "long", "prompt": "Write a very long, detailed story about a dragon who learns to bake bread. Use at least 2000 words.", "kind": "conversation"}
+{"id": "short", "prompt": "Reply with the single word: yes", "kind": "conversation"}
+"#,
+    )
+    .unwrap();
+    let (task, out) = (task.display().to_string(), dir.path().join("out"));
+    let args = ["eval", &smollm2(), "--task", &task, "-o", &out.display().to_string(), "--mode", "chat"];
+    let args: Vec<&str> = args.into_iter().chain(["--max-new", "600", "--batch-size", "2"]).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sfn"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let samples = out.join("samples.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&samples).is_ok_and(|s| s.ends_with('\n')) {
+        assert!(child.try_wait().unwrap().is_none(), "sfn ended before the short task was written");
+        assert!(started.elapsed().as_secs() < 300, "the short task never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert!(!child.wait().unwrap().success(), "interrupted before the long task finished");
+    let kept = std::fs::read_to_string(&samples).unwrap();
+    let ids: Vec<String> =
+        kept.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().into()).collect();
+    assert_eq!(ids, ["short"], "{kept}");
+
+    // The rerun generates only the long task and leaves the file in task order.
+    let rerun = sfn(&args);
+    ok(&rerun);
+    assert!(String::from_utf8_lossy(&rerun.stderr).contains("resumed: 1 task(s)"));
+    let done = std::fs::read_to_string(&samples).unwrap();
+    let lines: Vec<&str> = done.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].contains(r#""id":"long""#) && lines[1] == kept.trim_end(), "{done}");
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub enum EvalError {
     ResumeMismatch { dir: PathBuf, what: String },
     #[error("generation failed: {0}")]
     Generation(#[source] GenerateError),
-    #[error("the generator returned {got} result lists for {want} prompts")]
+    #[error("the generator delivered results for {got} of {want} prompts")]
     GeneratorContract { want: usize, got: usize },
     #[error("cannot serialise results: {0}")]
     Json(#[from] serde_json::Error),

@@ -50,14 +50,21 @@ pub trait Generator {
     /// What `Generation::token_count` counts.
     fn token_count_kind(&self) -> TokenCountKind;
 
-    /// Generate for a batch of prompts. Returns one list per prompt, in the prompts' order, each
-    /// with `settings.n` samples (a replay may return however many were recorded, at least one).
+    /// Generate for a batch of prompts, handing each prompt's samples to `deliver(index, samples)`
+    /// as soon as they are all final, in any order: `settings.n` samples (a replay may give
+    /// however many were recorded, at least one). Every prompt is delivered once before this
+    /// returns; an error from `deliver` ends the call with that error.
     fn generate(
         &mut self,
         prompts: &[Prompt],
         settings: &DecodeSettings,
-    ) -> std::result::Result<Vec<Vec<Generation>>, GenerateError>;
+        deliver: &mut Deliver,
+    ) -> std::result::Result<(), GenerateError>;
 }
+
+/// Where a [`Generator`] hands a prompt's finished samples. Delivering as each prompt finishes,
+/// not at the end of the batch, is what lets an interrupted run keep every finished task.
+pub type Deliver<'a> = dyn FnMut(usize, Vec<Generation>) -> std::result::Result<(), GenerateError> + 'a;
 
 /// A reference language model that scores text: the judge's optional level-I signal. Fluent text
 /// has a low loss under a good model; token soup has a high one.
@@ -145,20 +152,20 @@ impl Generator for ReplayGenerator {
         &mut self,
         prompts: &[Prompt],
         _settings: &DecodeSettings,
-    ) -> std::result::Result<Vec<Vec<Generation>>, GenerateError> {
-        prompts
-            .iter()
-            .map(|p| {
-                let texts = self
-                    .outputs
-                    .get(&p.id)
-                    .filter(|o| !o.is_empty())
-                    .ok_or_else(|| -> GenerateError { format!("no recorded output for id `{}`", p.id).into() })?;
-                Ok(texts
-                    .iter()
-                    .map(|t| Generation { text: t.clone(), token_count: word_count(t), finish: FinishReason::Unknown })
-                    .collect())
-            })
-            .collect()
+        deliver: &mut Deliver,
+    ) -> std::result::Result<(), GenerateError> {
+        for (i, p) in prompts.iter().enumerate() {
+            let texts = self
+                .outputs
+                .get(&p.id)
+                .filter(|o| !o.is_empty())
+                .ok_or_else(|| -> GenerateError { format!("no recorded output for id `{}`", p.id).into() })?;
+            let samples = texts
+                .iter()
+                .map(|t| Generation { text: t.clone(), token_count: word_count(t), finish: FinishReason::Unknown })
+                .collect();
+            deliver(i, samples)?;
+        }
+        Ok(())
     }
 }

@@ -34,7 +34,7 @@ pub use answer::{
 };
 pub use decode::{BudgetForcing, DecodeSettings, Sampling};
 pub use error::{EvalError, GenerateError, Result};
-pub use generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
+pub use generate::{Deliver, FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
 pub use judge::{JudgeConfig, Level, Overrides, Signals, Verdict};
 pub use prompt::{FewShot, Message, Prompt, PromptBody, PromptConfig, PromptMode, Role};
 pub use results::{ResultsDir, ResumeReport, SampleRecord};

@@ -1,11 +1,12 @@
 //! The results directory of one evaluation run:
 //! - `run.json`: the run's settings; a restart with other settings is refused (mixing samples made
 //!   two ways would silently corrupt the scores).
-//! - `samples.jsonl`: one line per sample, appended as the run goes. A task's samples are
+//! - `samples.jsonl`: one line per sample, appended as tasks finish. A task's samples are
 //!   written together; on restart the tasks whose samples are all present are skipped, and a
 //!   crash's debris (a half-written last line, a task with only some of its samples) is dropped
-//!   and the file rewritten atomically. Kept lines are kept byte for byte, so an interrupted and
-//!   resumed run ends with the same file as an uninterrupted one.
+//!   and the file rewritten atomically. Kept lines are kept byte for byte, and a complete run's
+//!   file is put in task order, so an interrupted and resumed run ends with the same file as an
+//!   uninterrupted one.
 //! - `summary.json`: written atomically at the end (see [`crate::run::Summary`]).
 
 use crate::answer::AnswerSource;
@@ -14,6 +15,7 @@ use crate::generate::FinishReason;
 use crate::io::write_atomic;
 use crate::judge::{Level, Signals};
 use crate::prompt::PromptBody;
+use crate::task::Task;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -150,6 +152,32 @@ impl ResultsDir {
         self.file.flush().map_err(|e| EvalError::io(&self.samples_path, e))?;
         self.done.insert(id);
         self.records.extend(records);
+        Ok(())
+    }
+
+    /// Rewrite samples.jsonl (atomically, only if needed) with its tasks in the order of `tasks`,
+    /// samples in index order; records of other tasks, if any, stay after them in file order.
+    /// Lines are re-serialised from records read back from them, which gives the same bytes.
+    pub fn put_in_order(&mut self, tasks: &[Task]) -> Result<()> {
+        let rank: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+        let key = |r: &SampleRecord| (rank.get(r.id.as_str()).copied().unwrap_or(usize::MAX), r.sample);
+        if self.records.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+            return Ok(());
+        }
+        let mut records = std::mem::take(&mut self.records);
+        records.sort_by_key(key); // stable: unknown tasks keep their file order
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        self.records = records;
+        write_atomic(&self.samples_path, text.as_bytes())?;
+        // The old handle appends to the replaced file; later appends go to the new one.
+        self.file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.samples_path)
+            .map_err(|e| EvalError::io(&self.samples_path, e))?;
         Ok(())
     }
 

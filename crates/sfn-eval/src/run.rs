@@ -4,12 +4,12 @@
 
 use crate::answer::{self, answer_key, Grade};
 use crate::decode::DecodeSettings;
-use crate::error::{EvalError, Result};
-use crate::generate::{FinishReason, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
+use crate::error::{EvalError, GenerateError, Result};
+use crate::generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
 use crate::io::FileFingerprint;
 use crate::judge::{self, JudgeConfig, Level, Overrides};
 use crate::metrics::{self, TaskOutcome};
-use crate::prompt::PromptConfig;
+use crate::prompt::{Prompt, PromptConfig};
 use crate::results::{LevelSource, ResultsDir, ResumeReport, SampleRecord};
 use crate::task::{Task, TaskKind, TaskSet};
 use serde::{Deserialize, Serialize};
@@ -53,8 +53,11 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// Generate, grade and judge every task not yet in `results`, appending as it goes.
-/// `on_progress` is called once before the first batch and once per finished task.
+/// Generate, grade and judge every task not yet in `results`, appending each task as soon as its
+/// samples are delivered (so an interrupted run keeps every finished task, even mid-batch).
+/// `on_progress` is called once before the first batch and once per finished task. When every
+/// task is done, samples.jsonl is put in task order: the file does not depend on batching or
+/// on where a run was interrupted.
 pub fn evaluate(
     tasks: &[Task],
     cfg: &EvalConfig,
@@ -71,60 +74,97 @@ pub fn evaluate(
     on_progress(Progress { done: stats.resumed, total });
     for batch in pending.chunks(cfg.batch_size.max(1)) {
         let prompts: Vec<_> = batch.iter().map(|t| cfg.prompt.build(t)).collect();
-        let generations = generator.generate(&prompts, &cfg.decode).map_err(EvalError::Generation)?;
-        if generations.len() != prompts.len() {
-            return Err(EvalError::GeneratorContract { want: prompts.len(), got: generations.len() });
-        }
-        for ((task, prompt), samples) in batch.iter().zip(&prompts).zip(generations) {
-            if samples.is_empty() {
-                return Err(EvalError::Generation(format!("no samples for task `{}`", task.id).into()));
-            }
-            let n = samples.len();
-            let mut records = Vec::with_capacity(n);
-            for (k, g) in samples.into_iter().enumerate() {
-                // Conversation tasks have nothing to extract: a letter's last number is no answer.
-                let grade = match task.kind {
-                    TaskKind::Reasoning => {
-                        answer::grade_sample(&g.text, task.answer.as_deref(), g.finish == FinishReason::Length)
-                    }
-                    TaskKind::Conversation => Grade { extracted: None, correct: None },
-                };
-                let ref_loss = match scorer.as_deref_mut() {
-                    Some(s) => s.mean_token_loss(prompt, &g.text).map_err(EvalError::Generation)?,
-                    None => None,
-                };
-                let signals = judge::signals(&task.prompt, &g.text, ref_loss);
-                let verdict = cfg.judge.judge(&signals, &grade, task.kind);
-                let (level, level_source) = match overrides.get(&task.id, k) {
-                    Some(l) => (l, LevelSource::Override),
-                    None => (verdict.level, LevelSource::Judge),
-                };
-                records.push(SampleRecord {
-                    id: task.id.clone(),
-                    sample: k,
-                    samples: n,
-                    prompt: prompt.body.clone(),
-                    tokens: g.token_count,
-                    finish: g.finish,
-                    output: g.text,
-                    gold: task.answer.clone(),
-                    extracted: grade.extracted.as_ref().map(|e| e.text.clone()),
-                    extracted_by: grade.extracted.as_ref().map(|e| e.source),
-                    correct: grade.correct,
-                    level,
-                    level_source,
-                    judge_level: verdict.level,
-                    judge_reason: verdict.reason,
-                    signals,
-                });
-            }
-            results.append_task(records)?;
+        let mut delivered = vec![false; batch.len()];
+        // The real error behind a failed delivery (the generator only passes on a boxed one).
+        let mut failure: Option<EvalError> = None;
+        let generated = generator.generate(&prompts, &cfg.decode, &mut |i, samples| {
+            let outcome = match delivered.get_mut(i) {
+                Some(seen @ false) => {
+                    *seen = true;
+                    let records = judge_task(batch[i], &prompts[i], samples, cfg, &mut scorer, overrides);
+                    records.and_then(|r| results.append_task(r))
+                }
+                _ => Err(EvalError::Generation(
+                    format!("prompt {i} of {} delivered twice or unknown", batch.len()).into(),
+                )),
+            };
+            outcome.map_err(|e| {
+                let message = GenerateError::from(e.to_string());
+                failure = Some(e);
+                message
+            })?;
             stats.done_now += 1;
             on_progress(Progress { done: stats.resumed + stats.done_now, total });
+            Ok(())
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        generated.map_err(EvalError::Generation)?;
+        let got = delivered.iter().filter(|&&d| d).count();
+        if got != batch.len() {
+            return Err(EvalError::GeneratorContract { want: batch.len(), got });
         }
         results.sync()?;
     }
+    if tasks.iter().all(|t| results.is_done(&t.id)) {
+        results.put_in_order(tasks)?;
+    }
     Ok(stats)
+}
+
+/// Grade and judge one task's samples into its records.
+fn judge_task(
+    task: &Task,
+    prompt: &Prompt,
+    samples: Vec<Generation>,
+    cfg: &EvalConfig,
+    scorer: &mut Option<&mut dyn ReferenceScorer>,
+    overrides: &Overrides,
+) -> Result<Vec<SampleRecord>> {
+    if samples.is_empty() {
+        return Err(EvalError::Generation(format!("no samples for task `{}`", task.id).into()));
+    }
+    let n = samples.len();
+    let mut records = Vec::with_capacity(n);
+    for (k, g) in samples.into_iter().enumerate() {
+        // Conversation tasks have nothing to extract: a letter's last number is no answer.
+        let grade = match task.kind {
+            TaskKind::Reasoning => {
+                answer::grade_sample(&g.text, task.answer.as_deref(), g.finish == FinishReason::Length)
+            }
+            TaskKind::Conversation => Grade { extracted: None, correct: None },
+        };
+        let ref_loss = match scorer.as_deref_mut() {
+            Some(s) => s.mean_token_loss(prompt, &g.text).map_err(EvalError::Generation)?,
+            None => None,
+        };
+        let signals = judge::signals(&task.prompt, &g.text, ref_loss);
+        let verdict = cfg.judge.judge(&signals, &grade, task.kind);
+        let (level, level_source) = match overrides.get(&task.id, k) {
+            Some(l) => (l, LevelSource::Override),
+            None => (verdict.level, LevelSource::Judge),
+        };
+        records.push(SampleRecord {
+            id: task.id.clone(),
+            sample: k,
+            samples: n,
+            prompt: prompt.body.clone(),
+            tokens: g.token_count,
+            finish: g.finish,
+            output: g.text,
+            gold: task.answer.clone(),
+            extracted: grade.extracted.as_ref().map(|e| e.text.clone()),
+            extracted_by: grade.extracted.as_ref().map(|e| e.source),
+            correct: grade.correct,
+            level,
+            level_source,
+            judge_level: verdict.level,
+            judge_reason: verdict.reason,
+            signals,
+        });
+    }
+    Ok(records)
 }
 
 /// Counts of samples per level.

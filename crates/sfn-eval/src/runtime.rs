@@ -7,19 +7,22 @@
 //! the tokens of single prompts; sfn-model tests it), and a sampled row draws from a random stream
 //! named by its task id and sample index, so a resumed or re-batched run makes the same samples.
 //!
-//! Budget forcing: a row that ends with an end-of-sequence token while forcing is left continues
-//! from prompt + its tokens + "\n" + cue (prefilled again, one row at a time), at most `times`
-//! times; the cue's tokens count against `max_new_tokens` and appear in the output text.
+//! Delivery: a prompt's samples go to the evaluation as soon as all its rows have stopped, while
+//! the rest of the batch decodes, so Ctrl-C loses only tasks still generating.
+//!
+//! Budget forcing: a row that ends with an end-of-sequence token while forcing is left continues,
+//! after the batch, from prompt + its tokens + "\n" + cue (prefilled again, one row at a time), at
+//! most `times` times; the cue's tokens count against `max_new_tokens` and appear in the output.
 //!
 //! Context: a prompt that fills the model's positions is an error naming the task; a row that
 //! runs out of positions while generating ends with finish "length".
 
 use crate::decode::{DecodeSettings, Sampling};
-use crate::generate::{FinishReason, Generation, Generator, ReferenceScorer, TokenCountKind};
+use crate::generate::{Deliver, FinishReason, Generation, Generator, ReferenceScorer, TokenCountKind};
 use crate::prompt::{Prompt, PromptBody, Role};
 use crate::run::{run_job, EvalJob, EvalOutcome, Progress, SampleSource};
 use crate::GenerateError;
-use sfn_model::{generate, ChatTemplate, GenerateOptions, Hooks, Logits, Model, StopReason, Tokenizer};
+use sfn_model::{generate, ChatTemplate, Event, GenerateOptions, Hooks, Logits, Model, StopReason, Tokenizer};
 
 type Result<T> = std::result::Result<T, GenerateError>;
 
@@ -129,31 +132,66 @@ impl Generator for ModelRunner<'_> {
         TokenCountKind::Tokens
     }
 
-    fn generate(&mut self, prompts: &[Prompt], settings: &DecodeSettings) -> Result<Vec<Vec<Generation>>> {
+    fn generate(&mut self, prompts: &[Prompt], settings: &DecodeSettings, deliver: &mut Deliver) -> Result<()> {
+        let n = settings.n;
         let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.encode(p)).collect::<Result<_>>()?;
         // One row per (prompt, sample), all in one batch.
-        let rows: Vec<Vec<u32>> = encoded.iter().flat_map(|ids| std::iter::repeat_n(ids.clone(), settings.n)).collect();
-        let streams = prompts.iter().flat_map(|p| (0..settings.n).map(|k| stream(&p.id, k, 0))).collect();
+        let rows: Vec<Vec<u32>> = encoded.iter().flat_map(|ids| std::iter::repeat_n(ids.clone(), n)).collect();
+        let streams = prompts.iter().flat_map(|p| (0..n).map(|k| stream(&p.id, k, 0))).collect();
         let opts = self.options(settings, settings.max_new_tokens, streams);
-        let first = generate(self.model, Some(self.tokenizer), &rows, &opts, &mut Hooks::new(), &mut |_, _| {})?;
-        let mut samples: Vec<Sample> = rows
-            .into_iter()
-            .zip(first)
-            .map(|(prompt, g)| Sample { prompt, finish: finish(&g.stop), tokens: g.tokens, text: g.text, forced: 0 })
-            .collect();
+        let cue = match &settings.budget_forcing {
+            Some(f) => {
+                let text = format!("\n{}", f.cue);
+                let ids = self.tokenizer.encode(&text, false)?;
+                Some(Cue { text, ids, times: f.times })
+            }
+            None => None,
+        };
+        let wants_more = |s: &Sample| {
+            cue.as_ref().is_some_and(|c| {
+                s.finish == FinishReason::Eos
+                    && s.forced < c.times
+                    && s.tokens.len() + c.ids.len() < settings.max_new_tokens
+            })
+        };
 
-        if let Some(forcing) = &settings.budget_forcing {
-            let cue_text = format!("\n{}", forcing.cue);
-            let cue = self.tokenizer.encode(&cue_text, false)?;
-            for (i, s) in samples.iter_mut().enumerate() {
-                let (p, k) = (i / settings.n, i % settings.n);
-                while s.finish == FinishReason::Eos
-                    && s.forced < forcing.times
-                    && s.tokens.len() + cue.len() < settings.max_new_tokens
-                {
+        // Prompts are delivered as soon as all their rows have stopped for good, while the rest
+        // of the batch decodes; rows that budget forcing continues wait for the end of the batch.
+        let mut samples: Vec<Option<Sample>> = (0..rows.len()).map(|_| None).collect();
+        let mut settled = vec![0usize; prompts.len()];
+        let mut delivered = vec![false; prompts.len()];
+        // The first failed delivery: later prompts are not delivered, and it is returned.
+        let mut failure: Option<GenerateError> = None;
+        generate(self.model, Some(self.tokenizer), &rows, &opts, &mut Hooks::new(), &mut |i, event| {
+            let Event::Done(g) = event else { return };
+            let sample = Sample {
+                prompt: rows[i].clone(),
+                finish: finish(&g.stop),
+                tokens: g.tokens.clone(),
+                text: g.text.clone(),
+                forced: 0,
+            };
+            let p = i / n;
+            settled[p] += usize::from(!wants_more(&sample));
+            samples[i] = Some(sample);
+            if settled[p] == n && failure.is_none() {
+                delivered[p] = true;
+                if let Err(e) = deliver(p, take_prompt(&mut samples, p, n)) {
+                    failure = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+
+        for p in (0..prompts.len()).filter(|&p| !delivered[p]) {
+            for (k, slot) in samples[p * n..(p + 1) * n].iter_mut().enumerate() {
+                let s = slot.as_mut().ok_or("a generated row never reported its end")?;
+                while let (true, Some(c)) = (wants_more(s), &cue) {
                     s.forced += 1;
-                    s.tokens.extend_from_slice(&cue);
-                    s.text.push_str(&cue_text);
+                    s.tokens.extend_from_slice(&c.ids);
+                    s.text.push_str(&c.text);
                     let context: Vec<u32> = s.prompt.iter().chain(&s.tokens).copied().collect();
                     let left = settings.max_new_tokens - s.tokens.len();
                     let opts = self.options(settings, left, vec![stream(&prompts[p].id, k, s.forced)]);
@@ -171,14 +209,26 @@ impl Generator for ModelRunner<'_> {
                     s.finish = finish(&g.stop);
                 }
             }
+            deliver(p, take_prompt(&mut samples, p, n))?;
         }
-
-        let mut out: Vec<Vec<Generation>> = (0..prompts.len()).map(|_| Vec::with_capacity(settings.n)).collect();
-        for (i, s) in samples.into_iter().enumerate() {
-            out[i / settings.n].push(Generation { token_count: s.tokens.len(), text: s.text, finish: s.finish });
-        }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// The budget-forcing cue ("\n" + cue) and how often it may be used per sample.
+struct Cue {
+    text: String,
+    ids: Vec<u32>,
+    times: u32,
+}
+
+/// The finished samples of prompt `p` (rows `p·n..(p+1)·n`), taken out of `samples`.
+fn take_prompt(samples: &mut [Option<Sample>], p: usize, n: usize) -> Vec<Generation> {
+    samples[p * n..(p + 1) * n]
+        .iter_mut()
+        .filter_map(Option::take)
+        .map(|s| Generation { token_count: s.tokens.len(), text: s.text, finish: s.finish })
+        .collect()
 }
 
 impl ReferenceScorer for ModelRunner<'_> {

@@ -5,8 +5,9 @@
 use sfn_eval::run::Progress;
 use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec};
 use sfn_eval::{
-    evaluate, summarize, DecodeSettings, EvalConfig, EvalError, FinishReason, GenerateError, Generation, Generator,
-    JudgeConfig, Level, Overrides, Prompt, PromptBody, ReferenceScorer, ResultsDir, RunInfo, Sampling, TokenCountKind,
+    evaluate, summarize, DecodeSettings, Deliver, EvalConfig, EvalError, FinishReason, GenerateError, Generation,
+    Generator, JudgeConfig, Level, Overrides, Prompt, PromptBody, ReferenceScorer, ResultsDir, RunInfo, Sampling,
+    TokenCountKind,
 };
 use std::collections::HashMap;
 
@@ -15,6 +16,8 @@ struct FakeModel {
     gold: HashMap<String, i64>,
     right: usize,
     calls: usize,
+    /// Fail (as a crash would) when reaching this task.
+    fail_at: Option<String>,
 }
 
 impl Generator for FakeModel {
@@ -26,22 +29,25 @@ impl Generator for FakeModel {
         TokenCountKind::Tokens
     }
 
-    fn generate(&mut self, prompts: &[Prompt], s: &DecodeSettings) -> Result<Vec<Vec<Generation>>, GenerateError> {
+    /// Delivers the prompts last to first, as a batch whose later rows finish first would.
+    fn generate(&mut self, prompts: &[Prompt], s: &DecodeSettings, deliver: &mut Deliver) -> Result<(), GenerateError> {
         self.calls += 1;
-        Ok(prompts
-            .iter()
-            .map(|p| {
-                let PromptBody::Text(text) = &p.body else { panic!("generate mode gives text") };
-                let task = text.lines().next().unwrap();
-                (0..s.n)
-                    .map(|k| {
-                        let a = self.gold[&p.id] + i64::from(k >= self.right);
-                        let out = format!("{task} Working it through step by step gives \\boxed{{{a}}}.");
-                        Generation { token_count: out.len() / 4, text: out, finish: FinishReason::Eos }
-                    })
-                    .collect()
-            })
-            .collect())
+        for (i, p) in prompts.iter().enumerate().rev() {
+            if self.fail_at == Some(p.id.clone()) {
+                return Err("the machine went down".into());
+            }
+            let PromptBody::Text(text) = &p.body else { panic!("generate mode gives text") };
+            let task = text.lines().next().unwrap();
+            let samples = (0..s.n)
+                .map(|k| {
+                    let a = self.gold[&p.id] + i64::from(k >= self.right);
+                    let out = format!("{task} Working it through step by step gives \\boxed{{{a}}}.");
+                    Generation { token_count: out.len() / 4, text: out, finish: FinishReason::Eos }
+                })
+                .collect();
+            deliver(i, samples)?;
+        }
+        Ok(())
     }
 }
 
@@ -69,7 +75,7 @@ fn sampling(n: usize) -> DecodeSettings {
 fn a_runtime_plugs_in_through_the_generator_trait() {
     let tasks = arithmetic_tasks(&ArithmeticSpec { count: 6, depth: 2, size: 10, seed: 4 }).unwrap();
     let gold = tasks.iter().map(|t| (t.id.clone(), t.answer.as_ref().unwrap().parse().unwrap())).collect();
-    let mut model = FakeModel { gold, right: 1, calls: 0 };
+    let mut model = FakeModel { gold, right: 1, calls: 0, fail_at: None };
     let cfg = EvalConfig { decode: sampling(4), batch_size: 4, ..Default::default() };
     let dir = tempfile::tempdir().unwrap();
     let (mut results, _) = ResultsDir::open(dir.path(), &serde_json::to_value(&cfg).unwrap(), false).unwrap();
@@ -115,7 +121,7 @@ fn a_runtime_plugs_in_through_the_generator_trait() {
 fn the_reference_loss_signal_can_decide_level_one() {
     let tasks = arithmetic_tasks(&ArithmeticSpec { count: 2, depth: 2, size: 10, seed: 4 }).unwrap();
     let gold = tasks.iter().map(|t| (t.id.clone(), t.answer.as_ref().unwrap().parse().unwrap())).collect();
-    let mut model = FakeModel { gold, right: 1, calls: 0 };
+    let mut model = FakeModel { gold, right: 1, calls: 0, fail_at: None };
     let cfg = EvalConfig { judge: JudgeConfig { max_ref_loss: Some(1.0), ..Default::default() }, ..Default::default() };
     let dir = tempfile::tempdir().unwrap();
     let (mut results, _) = ResultsDir::open(dir.path(), &serde_json::json!({}), false).unwrap();
@@ -135,8 +141,8 @@ impl Generator for Broken {
     fn token_count_kind(&self) -> TokenCountKind {
         TokenCountKind::Tokens
     }
-    fn generate(&mut self, _: &[Prompt], _: &DecodeSettings) -> Result<Vec<Vec<Generation>>, GenerateError> {
-        Ok(vec![])
+    fn generate(&mut self, _: &[Prompt], _: &DecodeSettings, _: &mut Deliver) -> Result<(), GenerateError> {
+        Ok(())
     }
 }
 
@@ -153,4 +159,38 @@ fn a_generator_breaking_the_contract_and_bad_settings_are_errors() {
     let err = evaluate(&tasks, &greedy_many, &mut Broken, None, &Overrides::default(), &mut results, &mut |_| {})
         .unwrap_err();
     assert!(err.to_string().contains("greedy"), "{err}");
+}
+
+#[test]
+fn tasks_are_kept_as_delivered_and_a_finished_run_is_in_task_order() {
+    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 6, depth: 2, size: 10, seed: 4 }).unwrap();
+    let gold: HashMap<String, i64> =
+        tasks.iter().map(|t| (t.id.clone(), t.answer.as_ref().unwrap().parse().unwrap())).collect();
+    let cfg = EvalConfig { batch_size: 4, ..Default::default() };
+    let run = |dir: &std::path::Path, fail_at: Option<String>| {
+        let mut model = FakeModel { gold: gold.clone(), right: 1, calls: 0, fail_at };
+        let (mut results, _) = ResultsDir::open(dir, &serde_json::json!({}), false).unwrap();
+        let outcome = evaluate(&tasks, &cfg, &mut model, None, &Overrides::default(), &mut results, &mut |_| {});
+        (outcome, results.records().iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+    };
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+
+    let whole = tempfile::tempdir().unwrap();
+    let (outcome, order) = run(whole.path(), None);
+    assert_eq!(outcome.unwrap().done_now, 6);
+    assert_eq!(order, ids, "delivered last to first, put in task order at the end");
+    let want = std::fs::read(whole.path().join("samples.jsonl")).unwrap();
+
+    // The first batch's last two tasks are delivered, then the generator dies: both stay on disk
+    // (a run killed mid-batch keeps its finished tasks) and the rerun completes the same file.
+    let cut = tempfile::tempdir().unwrap();
+    let (outcome, order) = run(cut.path(), Some(ids[1].clone()));
+    assert!(outcome.unwrap_err().to_string().contains("the machine went down"));
+    assert_eq!(order, vec![ids[3].clone(), ids[2].clone()]);
+    let on_disk = std::fs::read_to_string(cut.path().join("samples.jsonl")).unwrap();
+    assert_eq!(on_disk.lines().count(), 2);
+    let (outcome, order) = run(cut.path(), None);
+    assert_eq!(outcome.unwrap().resumed, 2);
+    assert_eq!(order, ids);
+    assert_eq!(std::fs::read(cut.path().join("samples.jsonl")).unwrap(), want);
 }

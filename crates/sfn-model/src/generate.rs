@@ -6,7 +6,9 @@
 //! (not included in its output), at a stop string (text cut before it; needs a tokenizer), at
 //! `max_new_tokens`, or when the context is full. Text is streamed through a callback as it
 //! becomes final: held back while it ends in an incomplete UTF-8 sequence or could be the start
-//! of a stop string. Hooks apply on every step, as in `Model::extend`.
+//! of a stop string. The same callback hears when a row stops, with its finished generation, so
+//! a caller can keep each row's result while the rest of the batch is still decoding. Hooks apply
+//! on every step, as in `Model::extend`.
 
 use crate::error::{Error, Result};
 use crate::hooks::Hooks;
@@ -84,6 +86,16 @@ pub struct Generation {
     pub stop: StopReason,
 }
 
+/// What `generate` reports about a row as it goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event<'a> {
+    /// More of the row's text became final (concatenated, the pieces are the row's `text`).
+    Text(&'a str),
+    /// The row stopped: this is its result, as also returned at the end. Sent once per row,
+    /// after its last text.
+    Done(&'a Generation),
+}
+
 /// Where the time of a `generate` call went.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerateStats {
@@ -97,17 +109,17 @@ pub struct GenerateStats {
     pub kv_cache_bytes: usize,
 }
 
-/// Generate continuations of `prompts` (token ids, any lengths). `on_text(row, piece)` receives
-/// each row's text as it becomes final (concatenated, the pieces are the row's `text`).
+/// Generate continuations of `prompts` (token ids, any lengths). `on_event(row, event)` hears
+/// each row's text as it becomes final and its result when it stops.
 pub fn generate(
     model: &Model,
     tokenizer: Option<&Tokenizer>,
     prompts: &[Vec<u32>],
     opts: &GenerateOptions,
     hooks: &mut Hooks,
-    on_text: &mut dyn FnMut(usize, &str),
+    on_event: &mut dyn FnMut(usize, Event),
 ) -> Result<Vec<Generation>> {
-    Ok(generate_with_stats(model, tokenizer, prompts, opts, hooks, on_text)?.0)
+    Ok(generate_with_stats(model, tokenizer, prompts, opts, hooks, on_event)?.0)
 }
 
 /// `generate`, also reporting prefill and decoding times.
@@ -117,7 +129,7 @@ pub fn generate_with_stats(
     prompts: &[Vec<u32>],
     opts: &GenerateOptions,
     hooks: &mut Hooks,
-    on_text: &mut dyn FnMut(usize, &str),
+    on_event: &mut dyn FnMut(usize, Event),
 ) -> Result<(Vec<Generation>, GenerateStats)> {
     let mut stats = GenerateStats::default();
     if prompts.is_empty() {
@@ -146,7 +158,11 @@ pub fn generate_with_stats(
     let stream = |i: usize| opts.streams.get(i).copied().unwrap_or(i as u64);
     let mut rows: Vec<Row> = (0..prompts.len()).map(|i| Row::new(opts.sampling.seed, stream(i))).collect();
     if opts.max_new_tokens == 0 {
-        return Ok((rows.into_iter().map(|r| r.finish(StopReason::MaxNewTokens)).collect(), stats));
+        for row in rows.iter_mut() {
+            row.stop = Some(StopReason::MaxNewTokens);
+        }
+        report_done(&mut rows, on_event);
+        return Ok((rows.into_iter().map(Row::finish).collect(), stats));
     }
     let t = std::time::Instant::now();
     let mut logits = model.prefill(&mut cache, prompts, hooks, Logits::Last)?; // [b, vocab]
@@ -166,24 +182,24 @@ pub fn generate_with_stats(
             next.push(tok);
             if opts.stop_tokens.contains(&tok) {
                 row.stop = Some(StopReason::StopToken(tok));
-                row.flush(i, tokenizer, opts, true, on_text)?;
+                row.flush(i, tokenizer, opts, true, on_event)?;
                 continue;
             }
             row.tokens.push(tok);
-            row.flush(i, tokenizer, opts, false, on_text)?;
+            row.flush(i, tokenizer, opts, false, on_event)?;
             if row.stop.is_none() && row.tokens.len() >= opts.max_new_tokens {
                 row.stop = Some(StopReason::MaxNewTokens);
-                row.flush(i, tokenizer, opts, true, on_text)?;
+                row.flush(i, tokenizer, opts, true, on_event)?;
             }
-        }
-        if rows.iter().all(|r| r.stop.is_some()) {
-            break;
         }
         if cache.len() >= cache.capacity() {
             for (i, row) in rows.iter_mut().enumerate().filter(|(_, r)| r.stop.is_none()) {
                 row.stop = Some(StopReason::ContextFull);
-                row.flush(i, tokenizer, opts, true, on_text)?;
+                row.flush(i, tokenizer, opts, true, on_event)?;
             }
+        }
+        report_done(&mut rows, on_event);
+        if rows.iter().all(|r| r.stop.is_some()) {
             break;
         }
         let step: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
@@ -192,14 +208,18 @@ pub fn generate_with_stats(
         stats.decode_steps += 1;
     }
     stats.decode_seconds = t.elapsed().as_secs_f64();
-    let gens = rows
-        .into_iter()
-        .map(|r| {
-            let stop = r.stop.clone().unwrap_or(StopReason::MaxNewTokens);
-            r.finish(stop)
-        })
-        .collect();
-    Ok((gens, stats))
+    Ok((rows.into_iter().map(Row::finish).collect(), stats))
+}
+
+/// Send `Done` for the rows that stopped since the last call.
+fn report_done(rows: &mut [Row], on_event: &mut dyn FnMut(usize, Event)) {
+    for (i, row) in rows.iter_mut().enumerate() {
+        if let (Some(stop), false) = (&row.stop, row.reported) {
+            row.reported = true;
+            let g = Generation { tokens: row.tokens.clone(), text: row.text.clone(), stop: stop.clone() };
+            on_event(i, Event::Done(&g));
+        }
+    }
 }
 
 fn validate_sampling(s: &Sampling) -> Result<()> {
@@ -219,6 +239,8 @@ struct Row {
     tokens: Vec<u32>,
     last: u32,
     stop: Option<StopReason>,
+    /// Whether `Done` was sent.
+    reported: bool,
     /// Final text so far, and how much of it was handed to the callback.
     text: String,
     emitted: usize,
@@ -227,11 +249,20 @@ struct Row {
 
 impl Row {
     fn new(seed: u64, stream: u64) -> Row {
-        Row { tokens: vec![], last: 0, stop: None, text: String::new(), emitted: 0, rng: SplitMix::new(seed, stream) }
+        Row {
+            tokens: vec![],
+            last: 0,
+            stop: None,
+            reported: false,
+            text: String::new(),
+            emitted: 0,
+            rng: SplitMix::new(seed, stream),
+        }
     }
 
-    fn finish(self, stop: StopReason) -> Generation {
-        Generation { tokens: self.tokens, text: self.text, stop }
+    /// The result of a stopped row.
+    fn finish(self) -> Generation {
+        Generation { tokens: self.tokens, text: self.text, stop: self.stop.unwrap_or(StopReason::MaxNewTokens) }
     }
 
     fn sample(&mut self, logits: &[f32], s: &Sampling) -> u32 {
@@ -248,7 +279,7 @@ impl Row {
         tok: Option<&Tokenizer>,
         opts: &GenerateOptions,
         done: bool,
-        on_text: &mut dyn FnMut(usize, &str),
+        on_event: &mut dyn FnMut(usize, Event),
     ) -> Result<()> {
         let Some(tok) = tok else { return Ok(()) };
         let mut text = tok.decode(&self.tokens, opts.skip_special)?;
@@ -278,7 +309,7 @@ impl Row {
         }
         let end = end.max(self.emitted.min(text.len()));
         if end > self.emitted && text.is_char_boundary(self.emitted) && text.is_char_boundary(end) {
-            on_text(row, &text[self.emitted..end]);
+            on_event(row, Event::Text(&text[self.emitted..end]));
             self.emitted = end;
         }
         self.text = text;

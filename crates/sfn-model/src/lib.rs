@@ -28,7 +28,9 @@ pub use candle_core::{Device, Tensor};
 pub use chat::{ChatTemplate, Message};
 pub use device::{parse_device, set_threads};
 pub use error::{Error, Result};
-pub use generate::{generate, generate_with_stats, GenerateOptions, GenerateStats, Generation, Sampling, StopReason};
+pub use generate::{
+    generate, generate_with_stats, Event, GenerateOptions, GenerateStats, Generation, Sampling, StopReason,
+};
 pub use hooks::{Action, ActivationCache, HookId, HookPoint, Hooks, Intervention};
 pub use layers::LoadOptions;
 pub use model::{Logits, Model};

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use sfn_checkpoint::edit::{EditPlan, EditView};
 use sfn_checkpoint::gguf::Value;
-use sfn_model::{generate, GenerateOptions, Hooks, LoadOptions, Logits, Model, Sampling, StopReason, Tokenizer};
+use sfn_model::{generate, Event, GenerateOptions, Hooks, LoadOptions, Logits, Model, Sampling, StopReason, Tokenizer};
 use std::collections::BTreeMap;
 
 const MODELS: [&str; 4] =
@@ -168,11 +168,19 @@ fn stop_strings_cut_the_text_and_streaming_emits_exactly_the_text() {
     let cut = &text[..text.find(&stop).unwrap()];
     let mut streamed = String::new();
     let opts = GenerateOptions { stop_strings: vec![stop.clone()], ..greedy(16) };
-    let g = generate(&model, Some(&tok), &[prompt], &opts, &mut Hooks::new(), &mut |row, piece| {
+    let mut done = vec![];
+    let g = generate(&model, Some(&tok), &[prompt], &opts, &mut Hooks::new(), &mut |row, event| {
         assert_eq!(row, 0);
-        streamed.push_str(piece);
+        match event {
+            Event::Text(piece) => {
+                assert!(done.is_empty(), "text after Done");
+                streamed.push_str(piece)
+            }
+            Event::Done(g) => done.push(g.clone()),
+        }
     })
     .unwrap();
+    assert_eq!(done, g, "Done carries the row's result, once");
     assert_eq!(g[0].stop, StopReason::StopString(stop));
     assert_eq!(g[0].text, cut);
     assert_eq!(streamed, cut, "streamed text must never include (a prefix of) the stop string");

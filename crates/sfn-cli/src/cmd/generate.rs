@@ -6,7 +6,7 @@
 use crate::runtime::{RuntimeArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{generate_with_stats, ChatTemplate, GenerateOptions, Hooks, Message};
+use sfn_model::{generate_with_stats, ChatTemplate, Event, GenerateOptions, Hooks, Message};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -85,8 +85,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let t_gen = Instant::now();
     let (outs, stats) =
-        generate_with_stats(&model, Some(&tok), &prompts, &gen_opts, &mut Hooks::new(), &mut |_, piece| {
-            if stream {
+        generate_with_stats(&model, Some(&tok), &prompts, &gen_opts, &mut Hooks::new(), &mut |_, event| {
+            if let (true, Event::Text(piece)) = (stream, event) {
                 let _ = stdout.write_all(piece.as_bytes());
                 let _ = stdout.flush();
             }
