@@ -17,6 +17,17 @@ fn tasks(dir: &Path, count: usize) -> String {
     p
 }
 
+/// A task file of conversation prompts `(id, prompt)` in `dir`; its path.
+fn conversation_tasks(dir: &Path, tasks: &[(&str, &str)]) -> String {
+    let path = dir.join("conversation.jsonl");
+    let lines: String = tasks
+        .iter()
+        .map(|(id, prompt)| format!("{}\n", serde_json::json!({"id": id, "prompt": prompt, "kind": "conversation"})))
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    path.display().to_string()
+}
+
 fn eval(model: &str, task: &str, out: &Path, extra: &[&str]) -> Output {
     let out = out.display().to_string();
     let mut args =
@@ -69,15 +80,17 @@ fn ctrl_c_mid_batch_keeps_the_tasks_already_finished() {
     // One batch: a prompt SmolLM2 answers in about 30 tokens, and one it writes on until the
     // token limit. Ctrl-C once the short one is on disk; the long one is still decoding.
     let dir = tempfile::tempdir().unwrap();
-    let task = dir.path().join("tasks.jsonl");
-    std::fs::write(
-        &task,
-        r#"{"id": "long", "prompt": "Write a very long, detailed story about a dragon who learns to bake bread. Use at least 2000 words.", "kind": "conversation"}
-{"id": "short", "prompt": "Reply with the single word: yes", "kind": "conversation"}
-"#,
-    )
-    .unwrap();
-    let (task, out) = (task.display().to_string(), dir.path().join("out"));
+    let task = conversation_tasks(
+        dir.path(),
+        &[
+            (
+                "long",
+                "Write a very long, detailed story about a dragon who learns to bake bread. Use at least 2000 words.",
+            ),
+            ("short", "Reply with the single word: yes"),
+        ],
+    );
+    let out = dir.path().join("out");
     let args = ["eval", &smollm2(), "--task", &task, "-o", &out.display().to_string(), "--mode", "chat"];
     let args: Vec<&str> = args.into_iter().chain(["--max-new", "600", "--batch-size", "2"]).collect();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sfn"))
@@ -145,13 +158,7 @@ fn eval_refuses_a_prompt_longer_than_the_context_naming_the_task() {
 #[test]
 fn budget_forcing_continues_past_the_end_with_the_cue() {
     let dir = tempfile::tempdir().unwrap();
-    let task = dir.path().join("short.jsonl");
-    std::fs::write(
-        &task,
-        "{\"id\": \"capital\", \"prompt\": \"What is the capital of France?\", \"kind\": \"conversation\"}\n",
-    )
-    .unwrap();
-    let t = task.display().to_string();
+    let t = conversation_tasks(dir.path(), &[("capital", "What is the capital of France?")]);
     let m = smollm2();
     let record = |out: &Path| -> Value {
         let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
@@ -197,15 +204,8 @@ fn sampled_runs_give_pass_and_maj_at_k_and_are_reproducible_by_seed() {
 #[test]
 fn recorded_outputs_are_judged_with_a_reference_model() {
     let dir = tempfile::tempdir().unwrap();
-    let task = dir.path().join("t.jsonl");
-    std::fs::write(
-        &task,
-        concat!(
-            "{\"id\": \"a\", \"prompt\": \"Describe a perfect weekend in the mountains.\", \"kind\": \"conversation\"}\n",
-            "{\"id\": \"b\", \"prompt\": \"Describe a perfect weekend in the mountains.\", \"kind\": \"conversation\"}\n"
-        ),
-    )
-    .unwrap();
+    let prompt = "Describe a perfect weekend in the mountains.";
+    let task = conversation_tasks(dir.path(), &[("a", prompt), ("b", prompt)]);
     let outputs = dir.path().join("o.jsonl");
     std::fs::write(
         &outputs,
@@ -216,7 +216,7 @@ fn recorded_outputs_are_judged_with_a_reference_model() {
     )
     .unwrap();
     let out = dir.path().join("graded");
-    let (t, o, d) = (task.display().to_string(), outputs.display().to_string(), out.display().to_string());
+    let (t, o, d) = (task, outputs.display().to_string(), out.display().to_string());
     ok(&sfn(&["eval", "--grade", &o, "--task", &t, "-o", &d, "--reference", &smollm2()]));
     let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
     let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -4,7 +4,7 @@
 
 use crate::answer::{self, answer_key, Grade};
 use crate::decode::DecodeSettings;
-use crate::error::{EvalError, GenerateError, Result};
+use crate::error::{EvalError, Result};
 use crate::generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
 use crate::io::FileFingerprint;
 use crate::judge::{self, JudgeConfig, Level, Overrides};
@@ -75,32 +75,19 @@ pub fn evaluate(
     for batch in pending.chunks(cfg.batch_size.max(1)) {
         let prompts: Vec<_> = batch.iter().map(|t| cfg.prompt.build(t)).collect();
         let mut delivered = vec![false; batch.len()];
-        // The real error behind a failed delivery (the generator only passes on a boxed one).
-        let mut failure: Option<EvalError> = None;
         let generated = generator.generate(&prompts, &cfg.decode, &mut |i, samples| {
-            let outcome = match delivered.get_mut(i) {
-                Some(seen @ false) => {
-                    *seen = true;
-                    let records = judge_task(batch[i], &prompts[i], samples, cfg, &mut scorer, overrides);
-                    records.and_then(|r| results.append_task(r))
-                }
-                _ => Err(EvalError::Generation(
-                    format!("prompt {i} of {} delivered twice or unknown", batch.len()).into(),
-                )),
-            };
-            outcome.map_err(|e| {
-                let message = GenerateError::from(e.to_string());
-                failure = Some(e);
-                message
-            })?;
+            match delivered.get_mut(i) {
+                Some(seen @ false) => *seen = true,
+                _ => return Err(format!("prompt {i} of {} delivered twice or unknown", batch.len()).into()),
+            }
+            let records = judge_task(batch[i], &prompts[i], samples, cfg, &mut scorer, overrides)?;
+            results.append_task(records)?;
             stats.done_now += 1;
             on_progress(Progress { done: stats.resumed + stats.done_now, total });
             Ok(())
         });
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        generated.map_err(EvalError::Generation)?;
+        // A failed delivery comes back boxed: unbox it, so the results file's own error is reported.
+        generated.map_err(|e| e.downcast::<EvalError>().map_or_else(EvalError::Generation, |e| *e))?;
         let got = delivered.iter().filter(|&&d| d).count();
         if got != batch.len() {
             return Err(EvalError::GeneratorContract { want: batch.len(), got });
