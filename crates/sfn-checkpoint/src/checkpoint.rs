@@ -23,7 +23,7 @@ pub const SINGLE_FILE: &str = "model.safetensors";
 /// A safetensors header larger than this is certainly corrupt (real ones are well under 10 MB).
 const MAX_HEADER_BYTES: u64 = 100 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     SafetensorsDir,
@@ -66,6 +66,9 @@ struct MappedFile {
     path: PathBuf,
     map: Mmap,
 }
+
+/// The largest page-cache folio a read fault maps (PMD size on x86-64).
+const FOLIO: usize = 2 << 20;
 
 pub struct Checkpoint {
     /// The path the user gave.
@@ -219,6 +222,24 @@ impl Checkpoint {
         self.tensors.iter().map(|t| t.nbytes() as u64).sum()
     }
 
+    /// This checkpoint as an input of a run, for provenance: its weight files and the side files
+    /// that change what a model does (config, tokenizer, chat template, generation config), each
+    /// with size and SHA-256 (sampled for large files), and its format, tensor count and size.
+    pub fn input(&self, role: &str) -> Result<sfn_run::Input> {
+        let mut paths: Vec<PathBuf> = self.files().map(Path::to_path_buf).collect();
+        if self.format == Format::SafetensorsDir {
+            let side = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"];
+            paths.extend(side.iter().map(|n| self.path.join(n)).filter(|p| p.is_file()));
+            paths.extend(std::iter::once(self.path.join("chat_template.jinja")).filter(|p| p.is_file()));
+        }
+        let files = paths.iter().map(|p| sfn_run::Fingerprint::of(p)).collect::<sfn_run::Result<Vec<_>>>()?;
+        let mut detail = serde_json::Map::new();
+        detail.insert("format".into(), serde_json::to_value(self.format).expect("plain enum"));
+        detail.insert("num_tensors".into(), self.tensors.len().into());
+        detail.insert("stored_bytes".into(), self.stored_bytes().into());
+        Ok(sfn_run::Input { role: role.into(), path: sfn_run::rundir::absolute(&self.path), files, detail })
+    }
+
     /// The stored bytes, exactly as on disk, when they are in Hugging Face layout (not for GGUF
     /// q/k rows, which llama.cpp permuted).
     pub fn raw_bytes(&self, t: &TensorInfo) -> Option<&[u8]> {
@@ -318,14 +339,40 @@ impl Checkpoint {
         self.release_range(t.file, t.start, t.nbytes());
     }
 
-    fn release_range(&self, file: usize, offset: usize, len: usize) {
+    /// Hand the pages of bytes `offset .. offset + len` of file `file` back to the kernel once read,
+    /// so that resident memory stays bounded: touched pages of a file mapping count as the
+    /// process's own until unmapped, and a 2 × 3 GB comparison would otherwise end at 6 GB RSS.
+    /// The pages stay in the page cache; only this process's mapping of them is dropped
+    /// (MADV_DONTNEED); a later read faults them back in with the same content.
+    ///
+    /// A read fault maps not only its page but the cached pages around it: the kernel's
+    /// "fault-around" (64 KiB by default) or, on file systems with large page-cache folios (ext4,
+    /// xfs on Linux ≥ 6.x), the whole folio of up to 2 MiB. Those pages may belong to a
+    /// neighbouring range that another thread has already finished and released, and would stay
+    /// mapped to the end. So the range is widened to the enclosing `FOLIO` boundaries; a neighbour
+    /// still being read merely faults those pages back in (one fault per folio).
+    pub fn release_range(&self, file: usize, offset: usize, len: usize) {
+        let Some(f) = self.files.get(file) else { return };
+        let map_len = f.map.len();
+        if len == 0 || offset >= map_len {
+            return;
+        }
+        let base = f.map.as_ptr() as usize;
+        // Where the mapping is FOLIO-aligned (the kernel aligns large file mappings) this keeps
+        // PMD-mapped folios whole: releasing part of one would split it, which tripled the system
+        // time of `sfn delta`. Fault-around windows are aligned within a FOLIO block, so they are
+        // covered too. An unaligned mapping gets a folio of slack, as its folios (aligned in the
+        // file) straddle the blocks.
+        let slack = if base.is_multiple_of(FOLIO) { 0 } else { FOLIO };
+        let lo = ((base + offset).saturating_sub(slack) / FOLIO * FOLIO).max(base) - base;
+        let hi = ((base + offset + len + slack).div_ceil(FOLIO) * FOLIO).min(base + map_len) - base;
         #[cfg(unix)]
-        if len > 0 {
+        if hi > lo {
             // SAFETY: the mapping is read-only and file-backed (MAP_SHARED), so MADV_DONTNEED only
-            // unmaps pages: a later access, even a concurrent one, faults them in again from the
-            // page cache with the same content. It is a hint; failure changes nothing but memory use.
-            let _ =
-                unsafe { self.files[file].map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+            // unmaps pages: a later access, even a concurrent one by another thread, faults them in
+            // again from the page cache with the same content. It is a hint; failure changes
+            // nothing but memory use.
+            let _ = unsafe { f.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, lo, hi - lo) };
         }
     }
 

@@ -10,13 +10,17 @@
 //! Later rules win where rules overlap. Re-initialisation is counter-based (hash of seed, tensor
 //! name and element index), so any chunk can be produced independently and results do not depend
 //! on read order or thread count.
+//!
+//! `merge_plan` and `destroy_plan` are the one way the commands, the sweeps and study files turn
+//! (selector, layers, method or alpha) into a plan.
 
 use crate::checkpoint::{natural_cmp, Checkpoint, TensorInfo};
 use crate::dtype::{self, DType};
 use crate::error::{Error, Result};
-use crate::selector::Selector;
+use crate::selector::{parse_layer_ranges, Selector};
 use crate::taxonomy::parse_name;
 use crate::writer::TensorSpec;
+use sfn_run::rng::{hash64, hash_str, normal_at};
 use std::collections::BTreeSet;
 use std::io::Write;
 
@@ -46,6 +50,105 @@ impl Edit {
     }
 }
 
+/// How the destruction stethoscope damages the selected modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Zero,
+    /// N(mean, std), seeded (the paper: std 0.02).
+    Reinit,
+    /// Whole layers of the range.
+    Remove,
+    /// Multiply by a factor.
+    Scale,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [Method::Zero, Method::Reinit, Method::Remove, Method::Scale];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Zero => "zero",
+            Method::Reinit => "reinit",
+            Method::Remove => "remove",
+            Method::Scale => "scale",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim())
+            .ok_or_else(|| Error::Selector(format!("method `{s}`: choose zero, reinit, remove or scale")))
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parameters of the destruction methods that have them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Damage {
+    /// reinit: N(mean, std).
+    pub mean: f64,
+    pub std: f64,
+    /// reinit: seed.
+    pub seed: u64,
+    /// scale: factor.
+    pub factor: Option<f64>,
+}
+
+/// The plan of a merge: `take` (a selector) from B, restricted to `layers`, taken whole or mixed
+/// as alpha·A + (1 − alpha)·B.
+pub fn merge_plan(take: &str, layers: Option<&str>, alpha: Option<f64>) -> Result<EditPlan> {
+    let edit = match alpha {
+        None => Edit::TakeB,
+        Some(alpha) if (0.0..=1.0).contains(&alpha) => Edit::Mix { alpha },
+        Some(alpha) => return Err(Error::Selector(format!("alpha {alpha} must lie in [0, 1]"))),
+    };
+    Ok(EditPlan::single(select_layers(take, layers)?, edit))
+}
+
+/// The plan of a destruction: `method` on `select` over `layers`. `remove` drops whole layers and
+/// takes no selector (or `all`).
+pub fn destroy_plan(method: Method, select: Option<&str>, layers: Option<&str>, damage: Damage) -> Result<EditPlan> {
+    if method == Method::Remove {
+        if select.is_some_and(|s| s != "all") {
+            return Err(Error::Selector(
+                "method remove drops whole layers: give no selector (or `all`), only layers".into(),
+            ));
+        }
+        let layers = layers.ok_or_else(|| Error::Selector("method remove needs layers (e.g. 5..30)".into()))?;
+        let remove_layers = parse_layer_ranges(layers)?.into_iter().flatten().collect();
+        return Ok(EditPlan { rules: vec![], remove_layers });
+    }
+    let select = select.ok_or_else(|| Error::Selector(format!("method {method} needs a selector (e.g. o_proj)")))?;
+    let edit = match method {
+        Method::Zero => Edit::Zero,
+        Method::Reinit => Edit::Reinit { mean: damage.mean, std: damage.std, seed: damage.seed },
+        Method::Scale => {
+            Edit::Scale { factor: damage.factor.ok_or_else(|| Error::Selector("method scale needs a factor".into()))? }
+        }
+        Method::Remove => unreachable!("handled above"),
+    };
+    Ok(EditPlan::single(select_layers(select, layers)?, edit))
+}
+
+/// A selector, with every term restricted to `layers` when given.
+fn select_layers(selector: &str, layers: Option<&str>) -> Result<Selector> {
+    let sel = Selector::parse(selector)?;
+    match layers {
+        Some(l) => sel.with_layers(l),
+        None => Ok(sel),
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rule {
     /// Canonical selector string (parsed again on use).
@@ -67,6 +170,18 @@ pub struct EditPlan {
     pub rules: Vec<Rule>,
     /// Layers to drop entirely (indices in A).
     pub remove_layers: BTreeSet<usize>,
+}
+
+impl EditPlan {
+    /// One rule: `edit` on what `selector` picks.
+    pub fn single(selector: Selector, edit: Edit) -> EditPlan {
+        EditPlan { rules: vec![Rule::new(selector, edit)], ..Default::default() }
+    }
+
+    /// Every tensor taken from B: B itself, through the same machinery.
+    pub fn take_all() -> EditPlan {
+        EditPlan::single(Selector::parse("all").expect("`all` parses"), Edit::TakeB)
+    }
 }
 
 /// What one output tensor is made of.
@@ -265,9 +380,9 @@ impl<'a> EditView<'a> {
                 Ok(())
             }
             Some(Edit::Reinit { mean, std, seed }) => {
-                let key = splitmix64(*seed ^ fnv1a(&t.source));
+                let key = hash64(*seed ^ hash_str(&t.source));
                 for (i, x) in out.iter_mut().enumerate() {
-                    *x = (mean + std * standard_normal(key, (start + i) as u64)) as f32;
+                    *x = (mean + std * normal_at(key, (start + i) as u64)) as f32;
                 }
                 Ok(())
             }
@@ -364,26 +479,6 @@ fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
 }
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
-
-/// A standard normal sample that depends only on (key, index): Box–Muller on two uniforms drawn
-/// from one 64-bit hash.
-fn standard_normal(key: u64, index: u64) -> f64 {
-    let h = splitmix64(key ^ splitmix64(index));
-    let u1 = ((h >> 32) as f64 + 0.5) / 4_294_967_296.0; // (0, 1): never log(0)
-    let u2 = ((h & 0xffff_ffff) as f64) / 4_294_967_296.0;
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,17 +487,5 @@ mod tests {
     fn renumbering_touches_only_the_layer_index() {
         assert_eq!(renumber("model.layers.12.mlp.up_proj.weight", 12, 10), "model.layers.10.mlp.up_proj.weight");
         assert_eq!(renumber("model.layers.1.self_attn.o_proj.weight", 1, 0), "model.layers.0.self_attn.o_proj.weight");
-    }
-
-    #[test]
-    fn counter_based_normals_have_unit_moments() {
-        let n = 200_000;
-        let xs: Vec<f64> = (0..n).map(|i| standard_normal(42, i)).collect();
-        let mean = xs.iter().sum::<f64>() / n as f64;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01, "{mean}");
-        assert!((var - 1.0).abs() < 0.01, "{var}");
-        assert_eq!(standard_normal(42, 7), standard_normal(42, 7));
-        assert_ne!(standard_normal(42, 7), standard_normal(43, 7));
     }
 }

@@ -21,6 +21,12 @@ pub enum Error {
     /// An output path that would damage an input, or cannot be used.
     #[error("{}: {msg}", path.display())]
     Output { path: PathBuf, msg: String },
+    /// Settings that do not make sense (a missing output, a size without a unit).
+    #[error("{0}")]
+    Usage(String),
+    /// Writing a file of the output failed (sfn-run's atomic writes).
+    #[error(transparent)]
+    Run(#[from] sfn_run::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

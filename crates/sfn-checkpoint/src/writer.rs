@@ -11,6 +11,7 @@
 use crate::checkpoint::{Checkpoint, TensorInfo, INDEX_FILE, SINGLE_FILE};
 use crate::dtype::{self, DType};
 use crate::error::{Error, Result};
+use sfn_run::rundir::absolute;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -89,6 +90,123 @@ pub struct WriteSummary {
     pub total_bytes: u64,
 }
 
+fn default_max_shard_size() -> String {
+    "5GB".into()
+}
+
+/// How a command writes a checkpoint (convert, merge, destroy, freeze): where, in which dtype,
+/// in shards of what size. The spec form of `WriteOptions`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct WriteSpec {
+    /// Output directory (must not exist, unless --force; never an input).
+    #[cfg_attr(feature = "cli", arg(long, short = 'o'))]
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// Store every tensor as f32, f16, bf16 or f64 (default: keep the stored dtype; quantized
+    /// GGUF tensors become f32).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// Largest shard, e.g. 5GB, 500MB, 2GiB or a byte count (transformers' default is 5GB).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "5GB"))]
+    #[serde(default = "default_max_shard_size")]
+    pub max_shard_size: String,
+    /// Replace OUT if it exists.
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub force: bool,
+    /// fsync the output before renaming it into place (survives power loss; slower).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub sync: bool,
+}
+
+impl Default for WriteSpec {
+    fn default() -> Self {
+        WriteSpec { out: None, dtype: None, max_shard_size: default_max_shard_size(), force: false, sync: false }
+    }
+}
+
+impl WriteSpec {
+    /// The output directory, which this command needs.
+    pub fn out(&self) -> Result<&Path> {
+        self.out.as_deref().ok_or_else(|| Error::Usage("an output directory (-o OUT) is required".into()))
+    }
+
+    /// The dtype to store every tensor in, None to keep each stored dtype.
+    pub fn dtype(&self) -> Result<Option<DType>> {
+        match &self.dtype {
+            Some(d) => DType::parse_writable(d)
+                .map(Some)
+                .ok_or_else(|| Error::Usage(format!("dtype {d}: choose f32, f16, bf16 or f64"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Options for writing the output from `inputs` (all their files and paths are protected);
+    /// side files (tokenizer, generation config) come from the first input when it is an HF
+    /// directory, and so does config.json (derived from the metadata for GGUF).
+    pub fn options(&self, inputs: &[&Checkpoint]) -> Result<WriteOptions> {
+        let mut protected = Vec::new();
+        for ck in inputs {
+            protected.push(ck.path.clone());
+            protected.extend(ck.files().map(|p| p.to_path_buf()));
+        }
+        let first = inputs[0];
+        let dir = first.format == crate::Format::SafetensorsDir;
+        Ok(WriteOptions {
+            max_shard_bytes: parse_size(&self.max_shard_size)?,
+            side_files_from: dir.then(|| first.path.clone()),
+            config_json: if dir { None } else { first.config.as_ref().map(|c| c.to_hf_json()) },
+            inputs: protected,
+            overwrite: self.force,
+            sync: self.sync,
+            ..Default::default()
+        })
+    }
+}
+
+/// Parse "5GB", "500MB", "2GiB", "1234" into bytes (decimal and binary units, like transformers).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = Error::Usage;
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024f64.powi(2),
+        "gib" => 1024f64.powi(3),
+        "tib" => 1024f64.powi(4),
+        other => return Err(bad(format!("size `{s}`: unknown unit `{other}` (use B, KB, MB, GB, KiB, MiB, GiB)"))),
+    };
+    let n: f64 = num.parse().map_err(|_| bad(format!("size `{s}` is not a number with a unit")))?;
+    if n <= 0.0 {
+        return Err(bad(format!("size `{s}` must be positive")));
+    }
+    Ok((n * mult) as u64)
+}
+
+/// A README.md model card for a checkpoint sfn wrote: the title, a list of facts (inputs, plan,
+/// command line …) and sections with a heading each. Returns (file name, text) for
+/// `WriteOptions::extra_files`.
+pub fn model_card(title: &str, facts: &[(&str, String)], sections: &[(&str, String)]) -> (String, String) {
+    let mut text = format!("# {title}\n\nWritten by sfn {}.\n\n", env!("CARGO_PKG_VERSION"));
+    for (k, v) in facts {
+        text.push_str(&format!("- {k}: {v}\n"));
+    }
+    for (heading, body) in sections {
+        text.push_str(&format!("\n{heading}:\n\n{body}\n"));
+    }
+    ("README.md".into(), text)
+}
+
 /// Split tensors (in the given order) into shards of at most `max` bytes; an oversized tensor gets
 /// a shard of its own. Returns index ranges into `specs`.
 fn plan_shards(specs: &[TensorSpec], max: u64) -> Vec<std::ops::Range<usize>> {
@@ -108,22 +226,23 @@ fn plan_shards(specs: &[TensorSpec], max: u64) -> Vec<std::ops::Range<usize>> {
     shards
 }
 
-/// Absolute form of a path that may not exist yet: its nearest existing ancestor canonicalized.
-pub fn absolute(path: &Path) -> PathBuf {
-    let mut existing = path;
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(p), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = if p.as_os_str().is_empty() { Path::new(".") } else { p };
-            }
-            _ => break,
-        }
+/// The weight files a checkpoint of `specs` in shards of at most `max_shard_bytes` consists of,
+/// as `write_checkpoint` names them.
+pub fn weight_files(specs: &[TensorSpec], max_shard_bytes: u64) -> Vec<String> {
+    let n = plan_shards(specs, max_shard_bytes.max(1)).len();
+    let mut names = shard_names(n);
+    if n > 1 {
+        names.push(INDEX_FILE.into());
     }
-    let mut abs = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
-    abs.extend(rest.iter().rev());
-    abs
+    names
+}
+
+fn shard_names(n: usize) -> Vec<String> {
+    if n == 1 {
+        vec![SINGLE_FILE.to_string()]
+    } else {
+        (1..=n).map(|i| format!("model-{i:05}-of-{n:05}.safetensors")).collect()
+    }
 }
 
 /// Refuse an output that would touch an input: equal to it, inside it, or containing it.
@@ -204,11 +323,7 @@ pub fn write_checkpoint(
 
     let plan = plan_shards(specs, opts.max_shard_bytes.max(1));
     let n = plan.len();
-    let shard_names: Vec<String> = if n == 1 {
-        vec![SINGLE_FILE.to_string()]
-    } else {
-        (1..=n).map(|i| format!("model-{i:05}-of-{n:05}.safetensors")).collect()
-    };
+    let shard_names = shard_names(n);
     let mut weight_map = serde_json::Map::new();
     let mut total_bytes = 0u64;
     for (range, shard) in plan.iter().zip(&shard_names) {
@@ -301,17 +416,6 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
-/// Write file content atomically: a temporary file beside `path`, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    write_file(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
 /// Stream tensor `t` of `ck` into `w` as `dtype`: the stored bytes when they already are in that
 /// dtype and layout, otherwise converted through f32 in bounded chunks.
 pub fn write_tensor_as(ck: &Checkpoint, t: &TensorInfo, dtype: DType, w: &mut dyn Write) -> Result<()> {
@@ -333,6 +437,16 @@ mod tests {
 
     fn spec(name: &str, n: usize) -> TensorSpec {
         TensorSpec { name: name.into(), dtype: DType::F32, shape: vec![n] }
+    }
+
+    #[test]
+    fn sizes_in_decimal_and_binary_units() {
+        assert_eq!(parse_size("5GB").unwrap(), 5_000_000_000);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("500 MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("1234").unwrap(), 1234);
+        assert!(parse_size("5XB").unwrap_err().to_string().contains("unknown unit"));
+        assert!(parse_size("0MB").is_err());
     }
 
     #[test]

@@ -3,10 +3,8 @@
 //! All real work lives in the library crates; each subcommand is a thin file in `cmd/`.
 
 mod cmd;
-mod evaluation;
-mod output;
+mod print;
 mod progress;
-mod runtime;
 
 use clap::{Parser, Subcommand};
 

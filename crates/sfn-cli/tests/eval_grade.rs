@@ -178,5 +178,5 @@ fn eval_bad_input_fails_with_one_line_naming_the_line() {
     let out = sfn(&["eval", "-o", "x"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("<MODEL>") && err.contains("--task"), "{err}");
+    assert!(err.contains("<MODEL") && err.contains("--grade") && err.contains("--task"), "{err}");
 }

@@ -27,8 +27,9 @@ fn delta_b() -> String {
 }
 
 /// Keys whose values describe where and when a run happened, not what it computed.
-const PROVENANCE_KEYS: [&str; 14] = [
+const PROVENANCE_KEYS: [&str; 15] = [
     "command",
+    "spec",
     "command_line",
     "inputs",
     "version",

@@ -142,7 +142,7 @@ fn convert_refuses_to_write_over_its_input() {
     assert_eq!(std::fs::read(src.join("model.safetensors")).unwrap(), before);
     let out = sfn(&["convert", src.to_str().unwrap(), "-o", tmp.path().join("x").to_str().unwrap(), "--dtype", "int4"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--dtype int4"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dtype int4: choose f32, f16, bf16 or f64"));
     assert!(!tmp.path().join("x").exists());
 }
 

@@ -3,16 +3,7 @@
 
 use crate::error::{EvalError, Result};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
-pub enum Sampling {
-    /// Always the most likely token: deterministic, so n must be 1.
-    Greedy,
-    /// Sample from softmax(logits / temperature), optionally restricted to the top-k tokens and/or
-    /// the smallest set whose probability reaches top-p (nucleus). The seed makes it reproducible.
-    Sample { temperature: f64, top_k: Option<usize>, top_p: Option<f64>, seed: u64 },
-}
+use sfn_model::Sampling;
 
 /// Budget forcing (s1, Muennighoff et al. 2025): when the model would stop before
 /// `max_new_tokens`, the runtime suppresses the stop, appends `cue` and lets it continue, at most
@@ -44,7 +35,7 @@ pub struct DecodeSettings {
 
 impl Default for DecodeSettings {
     fn default() -> Self {
-        DecodeSettings { max_new_tokens: 2048, sampling: Sampling::Greedy, n: 1, stop: vec![], budget_forcing: None }
+        DecodeSettings { max_new_tokens: 2048, sampling: Sampling::greedy(), n: 1, stop: vec![], budget_forcing: None }
     }
 }
 
@@ -58,24 +49,9 @@ impl DecodeSettings {
         if self.n == 0 {
             return bad("n (samples per prompt) must be at least 1".into());
         }
-        match &self.sampling {
-            Sampling::Greedy if self.n > 1 => {
-                return bad(format!("greedy decoding gives {} identical samples: use sampling for n > 1", self.n))
-            }
-            Sampling::Greedy => {}
-            Sampling::Sample { temperature, top_k, top_p, .. } => {
-                if !(temperature.is_finite() && *temperature > 0.0) {
-                    return bad(format!("temperature {temperature} must be > 0 (use greedy for 0)"));
-                }
-                if *top_k == Some(0) {
-                    return bad("top_k must be at least 1".into());
-                }
-                if let Some(p) = top_p {
-                    if !(*p > 0.0 && *p <= 1.0) {
-                        return bad(format!("top_p {p} must be in (0, 1]"));
-                    }
-                }
-            }
+        self.sampling.validate().map_err(|e| EvalError::InvalidSettings(e.to_string()))?;
+        if self.sampling.is_greedy() && self.n > 1 {
+            return bad(format!("greedy decoding gives {} identical samples: use sampling for n > 1", self.n));
         }
         if self.stop.iter().any(|s| s.is_empty()) {
             return bad("stop strings must not be empty".into());
@@ -97,9 +73,11 @@ mod tests {
     fn validation_rejects_nonsense() {
         assert!(DecodeSettings::default().validate().is_ok());
         assert!(DecodeSettings { n: 4, ..Default::default() }.validate().is_err());
-        let sample = |temperature, top_p| Sampling::Sample { temperature, top_k: None, top_p, seed: 0 };
+        let sample = |temperature, top_p| Sampling { temperature, top_k: None, top_p, seed: 0 };
         assert!(DecodeSettings { n: 4, sampling: sample(0.6, Some(0.95)), ..Default::default() }.validate().is_ok());
-        assert!(DecodeSettings { sampling: sample(0.0, None), ..Default::default() }.validate().is_err());
+        // Temperature 0 is greedy: a top-p would be ignored, so it is refused; so are 4 greedy samples.
+        assert!(DecodeSettings { sampling: sample(0.0, Some(0.9)), ..Default::default() }.validate().is_err());
+        assert!(DecodeSettings { n: 4, sampling: sample(0.0, None), ..Default::default() }.validate().is_err());
         assert!(DecodeSettings { sampling: sample(0.7, Some(1.5)), ..Default::default() }.validate().is_err());
         assert!(DecodeSettings { max_new_tokens: 0, ..Default::default() }.validate().is_err());
     }
@@ -107,7 +85,7 @@ mod tests {
     #[test]
     fn settings_round_trip_through_json() {
         let s = DecodeSettings {
-            sampling: Sampling::Sample { temperature: 0.6, top_k: Some(20), top_p: Some(0.95), seed: 3 },
+            sampling: Sampling { temperature: 0.6, top_k: Some(20), top_p: Some(0.95), seed: 3 },
             n: 8,
             stop: vec!["</s>".into()],
             budget_forcing: Some(BudgetForcing::wait(2)),

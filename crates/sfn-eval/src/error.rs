@@ -49,6 +49,14 @@ pub enum EvalError {
     GeneratorContract { want: usize, got: usize },
     #[error("cannot serialise results: {0}")]
     Json(#[from] serde_json::Error),
+    /// Writing the run directory failed.
+    #[error(transparent)]
+    Run(#[from] sfn_run::Error),
+    /// Opening a model (or its checkpoint) failed.
+    #[error(transparent)]
+    Model(#[from] sfn_model::Error),
+    #[error(transparent)]
+    Checkpoint(#[from] sfn_checkpoint::Error),
 }
 
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

@@ -1,12 +1,9 @@
-//! Small file helpers shared by every reader and writer in the crate: JSONL records with their line
-//! numbers (so errors can name the line), atomic writes (temp file + rename), and a file fingerprint
-//! (size + SHA-256) that result files record for their inputs.
+//! Small file helpers shared by every reader in the crate: JSONL records with their line numbers
+//! (so errors can name the line). Writing (atomic) and fingerprints are sfn-run's.
 
 use crate::error::{json_type, EvalError, Result};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One JSON object of a JSONL file, with the 1-based line it came from.
 pub(crate) struct Record {
@@ -45,44 +42,5 @@ pub(crate) fn string_or_int(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// Write `bytes` to `path` so that readers see either the old file or the new one, never a torn
-/// one: a temporary file in the same directory (same filesystem, so rename is atomic), synced,
-/// then renamed over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EvalError::io(path, e)
-    })
-}
-
-/// Path, size and SHA-256 of an input file, as result files record them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FileFingerprint {
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-impl FileFingerprint {
-    pub fn of(path: &Path) -> Result<Self> {
-        let data = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-        let digest = Sha256::digest(&data);
-        Ok(FileFingerprint {
-            path: path.to_path_buf(),
-            bytes: data.len() as u64,
-            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-        })
     }
 }

@@ -23,24 +23,25 @@ pub mod judge;
 pub mod metrics;
 pub mod prompt;
 pub mod results;
-mod rng;
 pub mod run;
 pub mod runtime;
+pub mod spec;
 pub mod synth;
 pub mod task;
 
 pub use answer::{
     answers_match, extract_answer, grade, grade_sample, normalize_answer, AnswerSource, Extracted, Grade,
 };
-pub use decode::{BudgetForcing, DecodeSettings, Sampling};
+pub use decode::{BudgetForcing, DecodeSettings};
 pub use error::{EvalError, GenerateError, Result};
 pub use generate::{Deliver, FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
 pub use judge::{JudgeConfig, Level, Overrides, Signals, Verdict};
 pub use prompt::{FewShot, Message, Prompt, PromptBody, PromptConfig, PromptMode, Role};
 pub use results::{ResultsDir, ResumeReport, SampleRecord};
 pub use run::{
-    evaluate, grade_recorded, run_job, summarize, EvalConfig, EvalJob, EvalOutcome, Progress, RunInfo, SampleSource,
-    Summary,
+    evaluate, grade_recorded, run_job, summarize, EvalConfig, EvalJob, EvalOutcome, RunInfo, SampleSource, Summary,
 };
 pub use runtime::ModelRunner;
+pub use sfn_model::Sampling;
+pub use spec::{EvalSettings, EvalSpec};
 pub use task::{FieldMap, LoadOptions, Task, TaskKind, TaskSet};

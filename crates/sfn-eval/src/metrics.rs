@@ -3,7 +3,7 @@
 //! The unit of resampling and averaging is the task, so a task with 8 samples weighs as much as a
 //! task with 1.
 
-use crate::rng::SplitMix64;
+use sfn_run::SplitMix64;
 use std::collections::HashMap;
 
 /// One task's graded samples, in sample order.

@@ -18,6 +18,7 @@ use std::path::Path;
 pub const DEFAULT_REASONING_SUFFIX: &str = "Please reason step by step, and put your final answer within \\boxed{}.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum PromptMode {
     #[default]

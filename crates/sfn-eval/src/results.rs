@@ -1,6 +1,7 @@
-//! The results directory of one evaluation run:
-//! - `run.json`: the run's settings; a restart with other settings is refused (mixing samples made
-//!   two ways would silently corrupt the scores).
+//! The results directory of one evaluation run (a run directory of sfn-run, kind `eval`):
+//! - `run.json`: the manifest; its `config` holds the run's tasks, settings and model, and a
+//!   restart with others is refused (mixing samples made two ways would silently corrupt the
+//!   scores). See [`check_resume`].
 //! - `samples.jsonl`: one line per sample, appended as tasks finish. A task's samples are
 //!   written together; on restart the tasks whose samples are all present are skipped, and a
 //!   crash's debris (a half-written last line, a task with only some of its samples) is dropped
@@ -12,11 +13,11 @@
 use crate::answer::AnswerSource;
 use crate::error::{EvalError, Result};
 use crate::generate::FinishReason;
-use crate::io::write_atomic;
 use crate::judge::{Level, Signals};
 use crate::prompt::PromptBody;
 use crate::task::Task;
 use serde::{Deserialize, Serialize};
+use sfn_run::{write_atomic, Manifest, RUN_FILE};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,7 +65,6 @@ pub struct ResumeReport {
 }
 
 pub struct ResultsDir {
-    dir: PathBuf,
     samples_path: PathBuf,
     file: std::fs::File,
     records: Vec<SampleRecord>,
@@ -73,48 +73,36 @@ pub struct ResultsDir {
 
 pub const SAMPLES_FILE: &str = "samples.jsonl";
 pub const SUMMARY_FILE: &str = "summary.json";
-pub const RUN_FILE: &str = "run.json";
+
+/// May a run with settings `config` continue the results in `dir`? `fresh` discards them first.
+/// Refused: a directory whose run.json has another config, or samples without a run.json.
+pub fn check_resume(dir: &Path, config: &serde_json::Value, fresh: bool) -> Result<()> {
+    if fresh {
+        for name in [SAMPLES_FILE, SUMMARY_FILE, RUN_FILE] {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(EvalError::io(dir.join(name), e)),
+                _ => {}
+            }
+        }
+    }
+    match Manifest::read_value(dir)? {
+        Some(old) if old.get("config") != Some(config) => {
+            Err(EvalError::ResumeMismatch { dir: dir.into(), what: differing_keys(old.get("config"), config) })
+        }
+        Some(_) => Ok(()),
+        None if dir.join(SAMPLES_FILE).exists() => Err(EvalError::ResumeMismatch {
+            dir: dir.into(),
+            what: format!("{SAMPLES_FILE} exists but {RUN_FILE} does not"),
+        }),
+        None => Ok(()),
+    }
+}
 
 impl ResultsDir {
-    /// Open (creating) `dir` for a run with settings `config`. `fresh` discards earlier results.
-    pub fn open(dir: &Path, config: &serde_json::Value, fresh: bool) -> Result<(ResultsDir, ResumeReport)> {
-        std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
+    /// Open the samples of the run directory `dir` (checked with [`check_resume`]): complete
+    /// tasks already there are kept, a crash's debris is dropped.
+    pub fn open(dir: &Path) -> Result<(ResultsDir, ResumeReport)> {
         let samples_path = dir.join(SAMPLES_FILE);
-        let run_path = dir.join(RUN_FILE);
-        if fresh {
-            for name in [SAMPLES_FILE, SUMMARY_FILE, RUN_FILE] {
-                match std::fs::remove_file(dir.join(name)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(EvalError::io(dir.join(name), e)),
-                    _ => {}
-                }
-            }
-        }
-
-        let run = serde_json::json!({ "sfn_version": env!("CARGO_PKG_VERSION"), "config": config });
-        match std::fs::read(&run_path) {
-            Ok(bytes) => {
-                let old: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| EvalError::CorruptResults {
-                    path: run_path.clone(),
-                    line: e.line(),
-                    message: e.to_string(),
-                })?;
-                if old.get("config") != Some(config) {
-                    let what = differing_keys(old.get("config"), config);
-                    return Err(EvalError::ResumeMismatch { dir: dir.into(), what });
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if samples_path.exists() {
-                    return Err(EvalError::ResumeMismatch {
-                        dir: dir.into(),
-                        what: format!("{SAMPLES_FILE} exists but {RUN_FILE} does not"),
-                    });
-                }
-                write_atomic(&run_path, serde_json::to_string_pretty(&run)?.as_bytes())?;
-            }
-            Err(e) => return Err(EvalError::io(&run_path, e)),
-        }
-
         let (records, report) = recover_samples(&samples_path)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -122,11 +110,7 @@ impl ResultsDir {
             .open(&samples_path)
             .map_err(|e| EvalError::io(&samples_path, e))?;
         let done = records.iter().map(|r| r.id.clone()).collect();
-        Ok((ResultsDir { dir: dir.into(), samples_path, file, records, done }, report))
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok((ResultsDir { samples_path, file, records, done }, report))
     }
 
     pub fn is_done(&self, id: &str) -> bool {
@@ -184,14 +168,6 @@ impl ResultsDir {
     /// Make appended samples durable (called at the end and between batches).
     pub fn sync(&self) -> Result<()> {
         self.file.sync_data().map_err(|e| EvalError::io(&self.samples_path, e))
-    }
-
-    pub fn write_summary(&self, summary: &impl Serialize) -> Result<PathBuf> {
-        let path = self.dir.join(SUMMARY_FILE);
-        let mut text = serde_json::to_string_pretty(summary)?;
-        text.push('\n');
-        write_atomic(&path, text.as_bytes())?;
-        Ok(path)
     }
 }
 

@@ -6,13 +6,13 @@ use crate::answer::{self, answer_key, Grade};
 use crate::decode::DecodeSettings;
 use crate::error::{EvalError, Result};
 use crate::generate::{FinishReason, Generation, Generator, ReferenceScorer, ReplayGenerator, TokenCountKind};
-use crate::io::FileFingerprint;
 use crate::judge::{self, JudgeConfig, Level, Overrides};
 use crate::metrics::{self, TaskOutcome};
 use crate::prompt::{Prompt, PromptConfig};
-use crate::results::{LevelSource, ResultsDir, ResumeReport, SampleRecord};
+use crate::results::{check_resume, LevelSource, ResultsDir, ResumeReport, SampleRecord, SAMPLES_FILE, SUMMARY_FILE};
 use crate::task::{Task, TaskKind, TaskSet};
 use serde::{Deserialize, Serialize};
+use sfn_run::{Input, Progress, Provenance, RunDir};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -46,16 +46,10 @@ pub struct EvalStats {
     pub resumed: usize,
 }
 
-/// Progress of a run, for progress bars: tasks finished (resumed ones included) out of all.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
-    pub done: usize,
-    pub total: usize,
-}
-
 /// Generate, grade and judge every task not yet in `results`, appending each task as soon as its
 /// samples are delivered (so an interrupted run keeps every finished task, even mid-batch).
-/// `on_progress` is called once before the first batch and once per finished task. When every
+/// `progress` hears (tasks done, resumed ones included; all tasks) before the first batch and after
+/// each finished task. When every
 /// task is done, samples.jsonl is put in task order: the file does not depend on batching or
 /// on where a run was interrupted.
 pub fn evaluate(
@@ -65,13 +59,13 @@ pub fn evaluate(
     mut scorer: Option<&mut dyn ReferenceScorer>,
     overrides: &Overrides,
     results: &mut ResultsDir,
-    on_progress: &mut dyn FnMut(Progress),
+    progress: &dyn Progress,
 ) -> Result<EvalStats> {
     cfg.decode.validate()?;
     let pending: Vec<&Task> = tasks.iter().filter(|t| !results.is_done(&t.id)).collect();
     let mut stats = EvalStats { resumed: tasks.len() - pending.len(), done_now: 0 };
     let total = tasks.len();
-    on_progress(Progress { done: stats.resumed, total });
+    progress.set(stats.resumed as u64, total as u64);
     for batch in pending.chunks(cfg.batch_size.max(1)) {
         let prompts: Vec<_> = batch.iter().map(|t| cfg.prompt.build(t)).collect();
         let mut delivered = vec![false; batch.len()];
@@ -83,7 +77,7 @@ pub fn evaluate(
             let records = judge_task(batch[i], &prompts[i], samples, cfg, &mut scorer, overrides)?;
             results.append_task(records)?;
             stats.done_now += 1;
-            on_progress(Progress { done: stats.resumed + stats.done_now, total });
+            progress.set((stats.resumed + stats.done_now) as u64, total as u64);
             Ok(())
         });
         // A failed delivery comes back boxed: unbox it, so the results file's own error is reported.
@@ -357,8 +351,8 @@ impl Summary {
 }
 
 /// One evaluation run: tasks, where the results go and how samples are made and judged. The same
-/// job runs a model (`sfn eval MODEL`, merge/destroy `--eval`) or grades recorded outputs
-/// (`sfn eval --grade`).
+/// job runs a model (`sfn eval MODEL`, merge/destroy `--eval`, each sweep variant) or grades
+/// recorded outputs (`sfn eval --grade`).
 #[derive(Debug, Clone)]
 pub struct EvalJob<'a> {
     pub tasks: &'a TaskSet,
@@ -367,7 +361,11 @@ pub struct EvalJob<'a> {
     pub overrides: Option<&'a Path>,
     /// Seed of the bootstrap interval.
     pub seed: u64,
-    pub command_line: String,
+    /// The command line and the spec that asked for this evaluation (recorded in run.json).
+    pub command: Vec<String>,
+    pub spec: serde_json::Value,
+    /// The models the samples come from, for provenance (none when grading recorded outputs).
+    pub models: Vec<Input>,
     /// Discard earlier results in `out_dir` instead of resuming.
     pub fresh: bool,
 }
@@ -384,7 +382,9 @@ pub struct EvalOutcome {
 /// Where the samples of a run come from, as recorded in run.json and summary.json.
 #[derive(Debug, Clone)]
 pub struct SampleSource {
-    /// Input files or models besides the task file and overrides (e.g. `"model": {...}`).
+    /// Input files besides the task file and overrides, by role (e.g. the recorded outputs).
+    pub files: Vec<(String, PathBuf)>,
+    /// What else identifies the samples' origin in the summary.
     pub inputs: serde_json::Map<String, serde_json::Value>,
     /// False when the outputs were decoded elsewhere: the config's decode settings are then not
     /// recorded, since they would claim something nobody knows.
@@ -394,26 +394,34 @@ pub struct SampleSource {
 }
 
 /// Run `generator` (and the optional reference `scorer`) over `tasks` (the job's tasks or a
-/// subset) into the job's results directory, then write summary.json. Resumable: run it again on
-/// the same directory after a crash or Ctrl-C and it finishes the remaining tasks; a directory
-/// made with other settings or inputs is refused.
+/// subset) into the job's results directory (a run directory of kind `eval`), then write
+/// summary.json. Resumable: run it again on the same directory after a crash or Ctrl-C and it
+/// finishes the remaining tasks; a directory made with other settings or inputs is refused.
 pub fn run_job(
     job: &EvalJob,
     tasks: &[Task],
     source: SampleSource,
     generator: &mut dyn Generator,
     scorer: Option<&mut dyn ReferenceScorer>,
-    on_progress: &mut dyn FnMut(Progress),
+    progress: &dyn Progress,
 ) -> Result<EvalOutcome> {
     let overrides = match job.overrides {
         Some(p) => Overrides::load(p)?,
         None => Overrides::default(),
     };
+    let mut files = vec![Input::file("tasks", &job.tasks.path)?];
     let mut inputs = serde_json::Map::new();
-    inputs.insert("tasks".into(), serde_json::to_value(fingerprint(&job.tasks.path)?)?);
+    inputs.insert("tasks".into(), serde_json::to_value(&files[0].files[0])?);
     inputs.insert("task_fields".into(), serde_json::to_value(&job.tasks.resolved)?);
     if let Some(p) = job.overrides {
-        inputs.insert("overrides".into(), serde_json::to_value(fingerprint(p)?)?);
+        let input = Input::file("overrides", p)?;
+        inputs.insert("overrides".into(), serde_json::to_value(&input.files[0])?);
+        files.push(input);
+    }
+    for (role, path) in &source.files {
+        let input = Input::file(role, path)?;
+        inputs.insert(role.clone(), serde_json::to_value(&input.files[0])?);
+        files.push(input);
     }
     inputs.extend(source.inputs);
     let inputs = serde_json::Value::Object(inputs);
@@ -429,22 +437,31 @@ pub fn run_job(
     if let Some(s) = scorer.as_deref() {
         run_config["reference"] = s.describe();
     }
-    let (mut results, resume) = ResultsDir::open(job.out_dir, &run_config, job.fresh)?;
-    let stats = evaluate(tasks, &job.config, generator, scorer, &overrides, &mut results, on_progress)?;
-    let summary = summarize(
-        tasks,
-        results.records(),
-        RunInfo {
-            command_line: job.command_line.clone(),
-            seed: job.seed,
-            inputs,
-            settings,
-            token_count_kind: generator.token_count_kind(),
-            notes: source.notes,
-        },
-    );
-    let summary_path = results.write_summary(&summary)?;
-    Ok(EvalOutcome { summary, resume, stats, summary_path })
+    check_resume(job.out_dir, &run_config, job.fresh)?;
+    files.extend(job.models.iter().cloned());
+    let provenance = Provenance::new(job.command.clone(), job.spec.clone(), files, Some(job.seed));
+    let mut run = RunDir::create(job.out_dir, "eval", provenance)?;
+    run.set_config(run_config)?;
+    let (outcome, _) = run.finish_with(|run| -> Result<EvalOutcome> {
+        let (mut results, resume) = ResultsDir::open(run.path())?;
+        run.record(SAMPLES_FILE)?;
+        let stats = evaluate(tasks, &job.config, generator, scorer, &overrides, &mut results, progress)?;
+        let summary = summarize(
+            tasks,
+            results.records(),
+            RunInfo {
+                command_line: job.command.join(" "),
+                seed: job.seed,
+                inputs,
+                settings,
+                token_count_kind: generator.token_count_kind(),
+                notes: source.notes,
+            },
+        );
+        let summary_path = run.write_json(SUMMARY_FILE, &summary)?;
+        Ok(EvalOutcome { summary, resume, stats, summary_path })
+    })?;
+    Ok(outcome)
 }
 
 /// `sfn eval --grade`: grade recorded outputs (JSONL lines `{"id": ..., "output": ...}`, repeated
@@ -454,7 +471,7 @@ pub fn grade_recorded(
     job: &EvalJob,
     outputs: &Path,
     scorer: Option<&mut dyn ReferenceScorer>,
-    on_progress: &mut dyn FnMut(Progress),
+    progress: &dyn Progress,
 ) -> Result<EvalOutcome> {
     // Re-grading a run's own samples.jsonl into the same directory would read and rewrite one file.
     if let (Ok(outputs), Ok(dir)) = (std::fs::canonicalize(outputs), std::fs::canonicalize(job.out_dir)) {
@@ -477,18 +494,11 @@ pub fn grade_recorded(
     if without_output > 0 {
         notes.push(format!("{without_output} task(s) of the task file have no output and were not graded"));
     }
-    let mut inputs = serde_json::Map::new();
-    inputs.insert("outputs".into(), serde_json::to_value(fingerprint(outputs)?)?);
-    let source = SampleSource { inputs, decoded_here: false, notes };
-    run_job(job, &tasks, source, &mut generator, scorer, on_progress)
-}
-
-/// A file fingerprint with the path made absolute, so a restart from another directory still
-/// recognises its inputs.
-fn fingerprint(path: &Path) -> Result<FileFingerprint> {
-    let mut fp = FileFingerprint::of(path)?;
-    if let Ok(abs) = std::fs::canonicalize(path) {
-        fp.path = abs;
-    }
-    Ok(fp)
+    let source = SampleSource {
+        files: vec![("outputs".into(), outputs.to_path_buf())],
+        inputs: Default::default(),
+        decoded_here: false,
+        notes,
+    };
+    run_job(job, &tasks, source, &mut generator, scorer, progress)
 }

@@ -17,12 +17,17 @@
 //! Context: a prompt that fills the model's positions is an error naming the task; a row that
 //! runs out of positions while generating ends with finish "length".
 
-use crate::decode::{DecodeSettings, Sampling};
+use crate::decode::DecodeSettings;
 use crate::generate::{Deliver, FinishReason, Generation, Generator, ReferenceScorer, TokenCountKind};
 use crate::prompt::{Prompt, PromptBody, Role};
-use crate::run::{run_job, EvalJob, EvalOutcome, Progress, SampleSource};
+use crate::run::{run_job, EvalJob, EvalOutcome, SampleSource};
 use crate::GenerateError;
+use sfn_checkpoint::Checkpoint;
 use sfn_model::{generate, ChatTemplate, Event, GenerateOptions, Hooks, Logits, Model, StopReason, Tokenizer};
+use sfn_model::{RuntimeSpec, WeightSource};
+use sfn_run::rundir::absolute;
+use sfn_run::Progress;
+use std::path::{Path, PathBuf};
 
 type Result<T> = std::result::Result<T, GenerateError>;
 
@@ -71,15 +76,9 @@ impl<'a> ModelRunner<'a> {
     }
 
     fn options(&self, settings: &DecodeSettings, max_new_tokens: usize, streams: Vec<u64>) -> GenerateOptions {
-        let sampling = match &settings.sampling {
-            Sampling::Greedy => sfn_model::Sampling::greedy(),
-            Sampling::Sample { temperature, top_k, top_p, seed } => {
-                sfn_model::Sampling { temperature: *temperature, top_k: *top_k, top_p: *top_p, seed: *seed }
-            }
-        };
         GenerateOptions {
             max_new_tokens,
-            sampling,
+            sampling: settings.sampling.clone(),
             stop_tokens: self.tokenizer.eos_ids().to_vec(),
             stop_strings: settings.stop.clone(),
             skip_special: true,
@@ -283,6 +282,31 @@ pub struct Reference<'a> {
     pub describe: serde_json::Value,
 }
 
+/// A loaded reference model: `--reference MODEL`, or intact A in the sweeps.
+pub struct LoadedReference {
+    path: PathBuf,
+    model: Model,
+    tokenizer: Tokenizer,
+}
+
+impl LoadedReference {
+    pub fn load(ck: &Checkpoint, runtime: &RuntimeSpec) -> crate::Result<LoadedReference> {
+        let (model, tokenizer) = runtime.load(ck).map_err(|e| e.context("reference model"))?;
+        Ok(LoadedReference { path: absolute(&ck.path), model, tokenizer })
+    }
+
+    /// The model at `path`, if one is given.
+    pub fn open(path: Option<&Path>, runtime: &RuntimeSpec) -> crate::Result<Option<LoadedReference>> {
+        let Some(path) = path else { return Ok(None) };
+        let ck = Checkpoint::open(path).map_err(|e| sfn_model::Error::from(e).context("reference"))?;
+        Ok(Some(LoadedReference::load(&ck, runtime)?))
+    }
+
+    pub fn get(&self) -> Reference<'_> {
+        Reference { model: &self.model, tokenizer: &self.tokenizer, describe: serde_json::json!({"model": self.path}) }
+    }
+}
+
 /// Evaluate `model` on all of the job's tasks: `sfn eval MODEL`, merge/destroy `--eval` and every
 /// sweep variant. `describe` names the model (and its edits) in run.json, so resuming a directory
 /// with another model is refused.
@@ -292,7 +316,7 @@ pub fn evaluate_model(
     tokenizer: &Tokenizer,
     describe: serde_json::Value,
     reference: Option<&Reference>,
-    on_progress: &mut dyn FnMut(Progress),
+    progress: &dyn Progress,
 ) -> crate::Result<EvalOutcome> {
     let mut runner = ModelRunner::new(model, tokenizer, describe);
     let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe.clone()));
@@ -306,7 +330,24 @@ pub fn evaluate_model(
     } else if job.config.judge.max_ref_loss.is_none() {
         notes.push("reference losses are recorded in the signals but decide no level (no max_ref_loss)".to_string());
     }
-    let source = SampleSource { inputs: serde_json::Map::new(), decoded_here: true, notes };
+    let source = SampleSource { files: vec![], inputs: serde_json::Map::new(), decoded_here: true, notes };
     let scorer = scorer.as_mut().map(|s| s as &mut dyn ReferenceScorer);
-    run_job(job, &job.tasks.tasks, source, &mut runner, scorer, on_progress)
+    run_job(job, &job.tasks.tasks, source, &mut runner, scorer, progress)
+}
+
+/// Load `src` (a checkpoint or an edit plan's view) as `runtime` says and evaluate it as `job`
+/// says; the tokenizer comes from `tokenizer_src` (usually `src` itself).
+pub fn evaluate_source(
+    job: &EvalJob,
+    src: &dyn WeightSource,
+    tokenizer_src: &dyn WeightSource,
+    describe: serde_json::Value,
+    runtime: &RuntimeSpec,
+    reference: Option<&Reference>,
+    progress: &dyn Progress,
+) -> crate::Result<EvalOutcome> {
+    let model = runtime.load_model(src)?;
+    let tok = Tokenizer::for_source(tokenizer_src)
+        .map_err(|e| e.context(format!("tokenizer of {}", tokenizer_src.path().display())))?;
+    evaluate_model(job, &model, &tok, describe, reference, progress)
 }

@@ -9,8 +9,8 @@
 //! [`SplitMix64`], whose stream is fixed.
 
 use crate::error::{EvalError, Result};
-use crate::rng::SplitMix64;
 use crate::task::{Task, TaskKind};
+use sfn_run::SplitMix64;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArithmeticSpec {

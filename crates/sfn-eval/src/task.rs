@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// Reasoning tasks have a checkable answer and get the step-by-step suffix; conversation tasks
 /// are open prompts, judged only for language and relatedness (levels I-III).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     Reasoning,
@@ -202,7 +203,7 @@ pub fn write_tasks(path: &Path, tasks: &[Task]) -> Result<()> {
         text.push_str(&serde_json::to_string(t)?);
         text.push('\n');
     }
-    crate::io::write_atomic(path, text.as_bytes())
+    Ok(sfn_run::write_atomic(path, text.as_bytes())?)
 }
 
 #[cfg(test)]

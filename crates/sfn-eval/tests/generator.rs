@@ -2,7 +2,6 @@
 //! counts in tokens) and [`ReferenceScorer`] run through `evaluate` exactly as a model will, and
 //! the summary gains pass@k and maj@k. Also: a generator that breaks the contract is an error.
 
-use sfn_eval::run::Progress;
 use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec};
 use sfn_eval::{
     evaluate, summarize, DecodeSettings, Deliver, EvalConfig, EvalError, FinishReason, GenerateError, Generation,
@@ -66,8 +65,17 @@ impl ReferenceScorer for FakeScorer {
 fn sampling(n: usize) -> DecodeSettings {
     DecodeSettings {
         n,
-        sampling: Sampling::Sample { temperature: 0.6, top_k: None, top_p: Some(0.95), seed: 1 },
+        sampling: Sampling { temperature: 0.6, top_k: None, top_p: Some(0.95), seed: 1 },
         ..Default::default()
+    }
+}
+
+/// Records the progress reports of a run (tasks done).
+struct Seen(std::sync::Mutex<Vec<u64>>);
+
+impl sfn_run::Progress for Seen {
+    fn set(&self, done: u64, _total: u64) {
+        self.0.lock().unwrap().push(done);
     }
 }
 
@@ -78,21 +86,13 @@ fn a_runtime_plugs_in_through_the_generator_trait() {
     let mut model = FakeModel { gold, right: 1, calls: 0, fail_at: None };
     let cfg = EvalConfig { decode: sampling(4), batch_size: 4, ..Default::default() };
     let dir = tempfile::tempdir().unwrap();
-    let (mut results, _) = ResultsDir::open(dir.path(), &serde_json::to_value(&cfg).unwrap(), false).unwrap();
-    let mut seen = Vec::new();
-    let stats = evaluate(
-        &tasks,
-        &cfg,
-        &mut model,
-        Some(&mut FakeScorer),
-        &Overrides::default(),
-        &mut results,
-        &mut |p: Progress| seen.push(p.done),
-    )
-    .unwrap();
+    let (mut results, _) = ResultsDir::open(dir.path()).unwrap();
+    let seen = Seen(std::sync::Mutex::new(Vec::new()));
+    let stats =
+        evaluate(&tasks, &cfg, &mut model, Some(&mut FakeScorer), &Overrides::default(), &mut results, &seen).unwrap();
     assert_eq!(stats.done_now, 6);
     assert_eq!(model.calls, 2, "6 prompts in batches of 4");
-    assert_eq!(seen, vec![0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(*seen.0.lock().unwrap(), vec![0, 1, 2, 3, 4, 5, 6]);
     assert!(results.records().iter().all(|r| r.signals.ref_loss == Some(1.5)));
 
     let summary = summarize(
@@ -124,8 +124,8 @@ fn the_reference_loss_signal_can_decide_level_one() {
     let mut model = FakeModel { gold, right: 1, calls: 0, fail_at: None };
     let cfg = EvalConfig { judge: JudgeConfig { max_ref_loss: Some(1.0), ..Default::default() }, ..Default::default() };
     let dir = tempfile::tempdir().unwrap();
-    let (mut results, _) = ResultsDir::open(dir.path(), &serde_json::json!({}), false).unwrap();
-    evaluate(&tasks, &cfg, &mut model, Some(&mut FakeScorer), &Overrides::default(), &mut results, &mut |_| {})
+    let (mut results, _) = ResultsDir::open(dir.path()).unwrap();
+    evaluate(&tasks, &cfg, &mut model, Some(&mut FakeScorer), &Overrides::default(), &mut results, &sfn_run::Silent)
         .unwrap();
     let r = &results.records()[0];
     assert_eq!(r.level, Level::I);
@@ -150,13 +150,14 @@ impl Generator for Broken {
 fn a_generator_breaking_the_contract_and_bad_settings_are_errors() {
     let tasks = arithmetic_tasks(&ArithmeticSpec { count: 2, depth: 2, size: 10, seed: 4 }).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (mut results, _) = ResultsDir::open(dir.path(), &serde_json::json!({}), false).unwrap();
+    let (mut results, _) = ResultsDir::open(dir.path()).unwrap();
     let cfg = EvalConfig::default();
-    let err = evaluate(&tasks, &cfg, &mut Broken, None, &Overrides::default(), &mut results, &mut |_| {}).unwrap_err();
+    let err =
+        evaluate(&tasks, &cfg, &mut Broken, None, &Overrides::default(), &mut results, &sfn_run::Silent).unwrap_err();
     assert!(matches!(err, EvalError::GeneratorContract { want: 2, got: 0 }), "{err}");
 
     let greedy_many = EvalConfig { decode: DecodeSettings { n: 3, ..Default::default() }, ..Default::default() };
-    let err = evaluate(&tasks, &greedy_many, &mut Broken, None, &Overrides::default(), &mut results, &mut |_| {})
+    let err = evaluate(&tasks, &greedy_many, &mut Broken, None, &Overrides::default(), &mut results, &sfn_run::Silent)
         .unwrap_err();
     assert!(err.to_string().contains("greedy"), "{err}");
 }
@@ -169,8 +170,8 @@ fn tasks_are_kept_as_delivered_and_a_finished_run_is_in_task_order() {
     let cfg = EvalConfig { batch_size: 4, ..Default::default() };
     let run = |dir: &std::path::Path, fail_at: Option<String>| {
         let mut model = FakeModel { gold: gold.clone(), right: 1, calls: 0, fail_at };
-        let (mut results, _) = ResultsDir::open(dir, &serde_json::json!({}), false).unwrap();
-        let outcome = evaluate(&tasks, &cfg, &mut model, None, &Overrides::default(), &mut results, &mut |_| {});
+        let (mut results, _) = ResultsDir::open(dir).unwrap();
+        let outcome = evaluate(&tasks, &cfg, &mut model, None, &Overrides::default(), &mut results, &sfn_run::Silent);
         (outcome, results.records().iter().map(|r| r.id.clone()).collect::<Vec<_>>())
     };
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();

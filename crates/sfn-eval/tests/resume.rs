@@ -6,7 +6,7 @@
 use sfn_eval::results::{SAMPLES_FILE, SUMMARY_FILE};
 use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec};
 use sfn_eval::task::write_tasks;
-use sfn_eval::{EvalConfig, EvalError, EvalJob, EvalOutcome, LoadOptions, Progress, TaskSet};
+use sfn_eval::{EvalConfig, EvalError, EvalJob, EvalOutcome, LoadOptions, TaskSet};
 use std::path::{Path, PathBuf};
 
 struct Inputs {
@@ -50,14 +50,16 @@ fn job<'a>(inp: &'a Inputs, out: &'a Path) -> EvalJob<'a> {
         config: EvalConfig { batch_size: 4, ..Default::default() },
         overrides: None,
         seed: 3,
-        command_line: "sfn eval --grade outputs.jsonl --task tasks.jsonl -o OUT".into(),
+        command: "sfn eval --grade outputs.jsonl --task tasks.jsonl -o OUT".split(' ').map(String::from).collect(),
+        spec: serde_json::Value::Null,
+        models: vec![],
         fresh: false,
     }
 }
 
 /// Grade the recorded outputs of `inp` with `job`.
 fn grade(inp: &Inputs, job: &EvalJob) -> Result<EvalOutcome, EvalError> {
-    sfn_eval::grade_recorded(job, &inp.outputs, None, &mut |_: Progress| {})
+    sfn_eval::grade_recorded(job, &inp.outputs, None, &sfn_run::Silent)
 }
 
 fn read(path: &Path) -> Vec<u8> {

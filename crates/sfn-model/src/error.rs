@@ -22,6 +22,10 @@ pub enum Error {
     /// The tensor library reported an error (shape mismatch inside the runtime, device failure).
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
+    /// Another error, with what was being done (`loading model.gguf: …`). The inner error is part
+    /// of the message, not a `source`, so error chains do not print it twice.
+    #[error("{what}: {inner}")]
+    Context { what: String, inner: Box<Error> },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -32,5 +36,8 @@ impl Error {
     }
     pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
+    }
+    pub fn context(self, what: impl Into<String>) -> Self {
+        Error::Context { what: what.into(), inner: Box::new(self) }
     }
 }

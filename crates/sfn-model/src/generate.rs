@@ -14,13 +14,17 @@ use crate::error::{Error, Result};
 use crate::hooks::Hooks;
 use crate::model::{Logits, Model};
 use crate::tokenizer::Tokenizer;
+use sfn_run::SplitMix64;
 
-/// How the next token is chosen.
-#[derive(Debug, Clone, PartialEq)]
+/// How the next token is chosen: the one sampling-settings type of sfn (generation, evaluation
+/// configs and their result files). Recorded as `{"method": "greedy"}` or `{"method": "sample",
+/// "temperature", "top_k", "top_p", "seed"}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "SamplingRecord", try_from = "SamplingRecord")]
 pub struct Sampling {
     /// 0 = greedy (argmax).
     pub temperature: f64,
-    /// Keep only the k most likely tokens (None or 0: all).
+    /// Keep only the k most likely tokens (None: all).
     pub top_k: Option<usize>,
     /// Keep the smallest set of most likely tokens whose probability reaches p (None or 1: all).
     pub top_p: Option<f64>,
@@ -30,6 +34,63 @@ pub struct Sampling {
 impl Sampling {
     pub fn greedy() -> Sampling {
         Sampling { temperature: 0.0, top_k: None, top_p: None, seed: 0 }
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
+    /// Settings that make sense: temperature ≥ 0 (0 = greedy, where top-k/top-p would be
+    /// ignored, so they are refused), top-k ≥ 1, top-p in (0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(Error::input(format!("temperature must be ≥ 0, got {}", self.temperature)));
+        }
+        if self.is_greedy() && (self.top_k.is_some() || self.top_p.is_some()) {
+            return Err(Error::input("top-k/top-p need a temperature > 0 (0 is greedy)"));
+        }
+        if self.top_k == Some(0) {
+            return Err(Error::input("top-k must be at least 1"));
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(Error::input(format!("top-p must be in (0, 1], got {p}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How `Sampling` is written to results files (a greedy run has no seed to record).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+enum SamplingRecord {
+    Greedy,
+    Sample { temperature: f64, top_k: Option<usize>, top_p: Option<f64>, seed: u64 },
+}
+
+impl From<Sampling> for SamplingRecord {
+    fn from(s: Sampling) -> SamplingRecord {
+        if s.is_greedy() {
+            SamplingRecord::Greedy
+        } else {
+            SamplingRecord::Sample { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, seed: s.seed }
+        }
+    }
+}
+
+impl TryFrom<SamplingRecord> for Sampling {
+    type Error = String;
+    fn try_from(r: SamplingRecord) -> std::result::Result<Sampling, String> {
+        match r {
+            SamplingRecord::Greedy => Ok(Sampling::greedy()),
+            SamplingRecord::Sample { temperature, top_k, top_p, seed } if temperature > 0.0 => {
+                Ok(Sampling { temperature, top_k, top_p, seed })
+            }
+            SamplingRecord::Sample { temperature, .. } => {
+                Err(format!("method sample needs a temperature > 0, got {temperature}"))
+            }
+        }
     }
 }
 
@@ -141,7 +202,7 @@ pub fn generate_with_stats(
     if opts.stop_strings.iter().any(String::is_empty) {
         return Err(Error::input("an empty stop string would stop at once"));
     }
-    validate_sampling(&opts.sampling)?;
+    opts.sampling.validate()?;
     if !opts.streams.is_empty() && opts.streams.len() != prompts.len() {
         return Err(Error::input(format!("{} random streams for {} prompts", opts.streams.len(), prompts.len())));
     }
@@ -222,18 +283,6 @@ fn report_done(rows: &mut [Row], on_event: &mut dyn FnMut(usize, Event)) {
     }
 }
 
-fn validate_sampling(s: &Sampling) -> Result<()> {
-    if !(s.temperature >= 0.0 && s.temperature.is_finite()) {
-        return Err(Error::input(format!("temperature must be ≥ 0, got {}", s.temperature)));
-    }
-    if let Some(p) = s.top_p {
-        if !(p > 0.0 && p <= 1.0) {
-            return Err(Error::input(format!("top_p must be in (0, 1], got {p}")));
-        }
-    }
-    Ok(())
-}
-
 /// One prompt's progress.
 struct Row {
     tokens: Vec<u32>,
@@ -244,7 +293,7 @@ struct Row {
     /// Final text so far, and how much of it was handed to the callback.
     text: String,
     emitted: usize,
-    rng: SplitMix,
+    rng: SplitMix64,
 }
 
 impl Row {
@@ -256,7 +305,7 @@ impl Row {
             reported: false,
             text: String::new(),
             emitted: 0,
-            rng: SplitMix::new(seed, stream),
+            rng: SplitMix64::with_stream(seed, stream),
         }
     }
 
@@ -364,29 +413,6 @@ pub fn sample(logits: &[f32], s: &Sampling, u: f64) -> u32 {
     idx[p.len() - 1] as u32
 }
 
-/// A small seeded generator (SplitMix64): reproducible across platforms and versions.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    pub fn new(seed: u64, stream: u64) -> SplitMix {
-        let mut s = SplitMix(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        s.next_u64();
-        s
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +437,7 @@ mod tests {
     fn sampling_frequencies_follow_the_softmax() {
         let l = [0.0f32, (2.0f32).ln(), (7.0f32).ln()]; // probabilities 0.1, 0.2, 0.7
         let s = Sampling { temperature: 1.0, top_k: None, top_p: None, seed: 0 };
-        let mut rng = SplitMix::new(42, 0);
+        let mut rng = SplitMix64::with_stream(42, 0);
         let mut counts = [0usize; 3];
         let n = 100_000;
         for _ in 0..n {
@@ -431,8 +457,23 @@ mod tests {
 
     #[test]
     fn bad_sampling_settings_are_errors() {
-        assert!(validate_sampling(&Sampling { temperature: -1.0, ..Sampling::greedy() }).is_err());
-        assert!(validate_sampling(&Sampling { top_p: Some(0.0), temperature: 1.0, ..Sampling::greedy() }).is_err());
-        assert!(validate_sampling(&Sampling { temperature: f64::NAN, ..Sampling::greedy() }).is_err());
+        assert!(Sampling { temperature: -1.0, ..Sampling::greedy() }.validate().is_err());
+        assert!(Sampling { top_p: Some(0.0), temperature: 1.0, ..Sampling::greedy() }.validate().is_err());
+        assert!(Sampling { temperature: f64::NAN, ..Sampling::greedy() }.validate().is_err());
+        assert!(Sampling { top_k: Some(5), ..Sampling::greedy() }.validate().is_err());
+        assert!(Sampling { top_k: Some(0), temperature: 1.0, ..Sampling::greedy() }.validate().is_err());
+    }
+
+    #[test]
+    fn sampling_is_recorded_greedy_or_with_its_seed() {
+        assert_eq!(serde_json::to_string(&Sampling::greedy()).unwrap(), r#"{"method":"greedy"}"#);
+        let s = Sampling { temperature: 0.6, top_k: Some(20), top_p: Some(0.95), seed: 3 };
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains(r#""method":"sample""#), "{json}");
+        assert_eq!(serde_json::from_str::<Sampling>(&json).unwrap(), s);
+        assert!(serde_json::from_str::<Sampling>(
+            r#"{"method":"sample","temperature":0,"top_k":null,"top_p":null,"seed":1}"#
+        )
+        .is_err());
     }
 }

@@ -19,6 +19,7 @@ pub mod layers;
 pub mod model;
 pub mod pool;
 pub mod quant;
+pub mod runtime;
 pub mod source;
 pub mod tokenizer;
 pub mod trace;
@@ -35,6 +36,7 @@ pub use hooks::{Action, ActivationCache, HookId, HookPoint, Hooks, Intervention}
 pub use layers::LoadOptions;
 pub use model::{Logits, Model};
 pub use quant::Activations;
+pub use runtime::RuntimeSpec;
 pub use source::WeightSource;
 pub use tokenizer::Tokenizer;
 pub use trace::{save_safetensors, trace};

@@ -18,12 +18,8 @@ pub enum ReportError {
     MissingDir { path: PathBuf, dir: PathBuf },
 
     /// Creating, writing, syncing or renaming an output file failed.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot write {0}")]
+    Io(#[from] sfn_run::Error),
 
     /// Rasterising the SVG failed (a bug in this crate, or an absurd figure size).
     #[error("cannot render {what} to PNG: {problem}")]

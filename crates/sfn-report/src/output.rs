@@ -3,10 +3,7 @@
 //! Both files are rendered in memory before anything touches the disk, so a rendering failure
 //! writes nothing, and a reader never sees a half-written file under the final name.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use resvg::{tiny_skia, usvg};
 
@@ -94,33 +91,7 @@ pub fn save_with(fig: &impl Figure, stem: &Path, opts: &SaveOptions) -> Result<V
 
     let doc = fig.to_svg()?;
     let png = doc.to_png(opts.png_scale)?;
-    write_atomic(&svg_path, doc.text.as_bytes())?;
-    write_atomic(&png_path, &png)?;
+    sfn_run::write_atomic(&svg_path, doc.text.as_bytes())?;
+    sfn_run::write_atomic(&png_path, &png)?;
     Ok(vec![svg_path, png_path])
-}
-
-/// Writes `bytes` to a hidden temp file beside `path`, syncs it, then renames it over `path`.
-/// On any failure the temp file is removed and `path` is left as it was.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io_err = |source| ReportError::Io { path: path.to_path_buf(), source };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("figure");
-    // pid + counter: unique across processes and across threads of this process.
-    let tmp =
-        path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-            return Err(ReportError::MissingDir { path: path.to_path_buf(), dir: dir.to_path_buf() });
-        }
-        return Err(io_err(e));
-    }
-    Ok(())
 }

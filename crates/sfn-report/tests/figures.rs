@@ -316,10 +316,31 @@ fn line_chart_breaks_at_gaps_and_supports_log_y() {
     let mut chart = LineChart::new("Probe accuracy by layer", "layer", "accuracy", vec![Series::new("A", pts.clone())]);
     chart.series.push(Series { dashed: true, ..Series::new("B", pts.iter().map(|(x, y)| (*x, y * 1.2)).collect()) });
     chart.y_range = Some((0.0, 1.0));
-    render_and_check(&chart, "accuracy", &["Probe accuracy", "0.4", "B"]);
+    let svg = render_and_check(&chart, "accuracy", &["Probe accuracy", "0.4", "B"]);
+    assert_broken_once(&svg);
     chart.log_y = true;
     chart.y_range = None;
-    render_and_check(&chart, "accuracy_log", &["Probe accuracy"]);
+    let svg = render_and_check(&chart, "accuracy_log", &["Probe accuracy"]);
+    assert_broken_once(&svg);
+}
+
+/// Each of the two series is drawn as one path that lifts the pen once, at the missing layer 10:
+/// a move to layer 0 and 9 lines to layer 9, then a move to layer 11 and 16 lines to layer 27.
+fn assert_broken_once(svg: &str) {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let lines: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("path") && n.attribute("fill") == Some("none"))
+        .filter_map(|n| n.attribute("d"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per series");
+    for d in lines {
+        let moves = d.matches('M').count();
+        let segments = d.matches('L').count();
+        assert_eq!((moves, segments), (2, 9 + 16), "the line must break at the gap: {d}");
+        let second_move = &d[d.rfind('M').unwrap()..];
+        assert_eq!(second_move.matches('L').count(), 16, "{d}");
+    }
 }
 
 #[test]

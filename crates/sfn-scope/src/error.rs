@@ -14,19 +14,22 @@ pub enum Error {
     /// Building a variant's model failed.
     #[error(transparent)]
     Model(#[from] sfn_model::Error),
+    /// Writing the run directory failed.
+    #[error(transparent)]
+    Run(#[from] sfn_run::Error),
+    /// An error about one of the inputs ("A: …", "B: …"). The inner error is part of the message,
+    /// not a `source`, so error chains do not print it twice.
+    #[error("{0}: {1}")]
+    Side(&'static str, Box<Error>),
     /// A/B do not hold the same tensors with the same shapes, and the caller asked for strictness.
     #[error("{0}")]
     Mismatch(String),
     /// An option outside what the stethoscope supports.
     #[error("{0}")]
     Options(String),
-    /// Writing a result file failed. The OS error is in the message, not a `source`, so error
-    /// chains do not print it twice.
+    /// Reading a result file failed. The OS error is in the message, not a `source`.
     #[error("{}: {err}", path.display())]
     Io { path: PathBuf, err: std::io::Error },
-    /// An output location that would damage an input.
-    #[error("{}: {msg}", path.display())]
-    Output { path: PathBuf, msg: String },
     /// Drawing a figure failed.
     #[error("figure {}: {msg}", path.display())]
     Figure { path: PathBuf, msg: String },

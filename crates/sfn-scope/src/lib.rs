@@ -1,18 +1,17 @@
-//! sfn-scope: the stethoscopes — instruments that examine checkpoints and say which modules
-//! carry which ability. Here: `delta` (how much and how every tensor changed from A to B), with
-//! its statistics (`stats`), the bimodality measure of its histograms (`bimodality`) and the
-//! per-module/per-layer aggregation and verdict (`aggregate`); `sweep`, the merge and
-//! destruction stethoscopes run over many variants, each evaluated in memory. `output` holds
-//! what every stethoscope's result files share: provenance and atomic writing.
+//! sfn-scope: the stethoscopes — instruments that examine checkpoints and say which modules carry
+//! which ability. One folder per stethoscope, each with its spec (serde; with the `cli` feature
+//! also the command's flags) and an entry point that runs the spec into a run directory:
+//! - `delta/`: how much and how every tensor changed from A to B (`sfn delta`);
+//! - `edit/`: one merge or destruction, written as a checkpoint and/or evaluated in memory
+//!   (`sfn merge`, `sfn destroy`);
+//! - `sweep/`: merge and destruction sweeps, one variant per module, the paper's Tables 1 and 3
+//!   (`sfn merge-sweep`, `sfn destroy-sweep`).
 //!
-//! Library only: no printing, no progress bars (callers pass a progress callback), typed errors.
+//! Library only: no printing (callers pass a `sfn_run::Progress`), typed errors.
 
-pub mod aggregate;
-pub mod bimodality;
 pub mod delta;
+pub mod edit;
 pub mod error;
-pub mod output;
-pub mod stats;
 pub mod sweep;
 
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@ mod common;
 use common::{map, model, rounded, write, Rng, T};
 use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::Checkpoint;
-use sfn_scope::aggregate::{Aggregates, Metric};
+use sfn_scope::delta::aggregate::{Aggregates, Metric};
 use sfn_scope::delta::{delta, DeltaOptions, DeltaResult, TensorDelta};
 use std::path::Path;
 
@@ -50,7 +50,7 @@ fn delta_of_a_checkpoint_with_itself_is_all_zeros() {
 fn plus_minus_point_three_gives_exactly_two_peaks_and_is_flagged_bimodal() {
     let dir = tempfile::tempdir().unwrap();
     let a = model(2, 64, 96, 128, 2);
-    let b = map(&a, 3, |_, v, rng| v * if rng.uniform() < 0.5 { 0.7 } else { 1.3 });
+    let b = map(&a, 3, |_, v, rng| v * if rng.next_f64() < 0.5 { 0.7 } else { 1.3 });
     let (ca, cb) = pair(dir.path(), &a, "F32", &b, "F32");
     let r = run(&ca, &cb);
     for t in &r.tensors {
@@ -202,7 +202,7 @@ fn a_selector_restricts_the_comparison_and_one_matching_nothing_is_an_error() {
 fn chunks_and_threads_do_not_change_the_numbers() {
     // One big tensor split into many items across threads, against one thread and whole tensors.
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(12);
+    let mut rng = Rng::new(12);
     let a = vec![T {
         name: "model.embed_tokens.weight".into(),
         shape: vec![1000, 333],
@@ -258,34 +258,29 @@ fn nan_and_inf_are_counted_and_left_out() {
 }
 
 #[test]
-fn result_files_hold_every_tensor_and_the_inputs() {
-    use sfn_scope::delta::write::{table, write_results};
-    use sfn_scope::output::{InputInfo, Provenance};
+fn result_files_hold_every_tensor_and_the_inputs_and_read_back() {
+    use sfn_scope::delta::write::{table, DeltaReport};
+    use sfn_scope::delta::DeltaSpec;
     let dir = tempfile::tempdir().unwrap();
     let a = model(2, 32, 48, 64, 16);
     let b = map(&a, 17, |_, v, rng| v * (1.0 + 0.01 * rng.normal()) as f32);
     let (ca, cb) = pair(dir.path(), &a, "BF16", &b, "F32");
-    let r = run(&ca, &cb);
-    let agg = Aggregates::of(&r.tensors, Metric::RelChange);
-    let prov = Provenance::new(
-        vec!["sfn".into(), "delta".into()],
-        vec![InputInfo::of("a", &ca), InputInfo::of("b", &cb)],
-        serde_json::json!({"bins": 200}),
-        None,
-    );
+    let spec: DeltaSpec = serde_json::from_value(serde_json::json!({"a": ca.path, "b": cb.path})).unwrap();
     let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let files = write_results(&out, &r, &agg, &prov).unwrap();
-    assert_eq!(files.len(), 2);
+    let ctx = sfn_run::Context { command: vec!["sfn".into(), "delta".into()], progress: &sfn_run::Silent };
+    let o = sfn_scope::delta::run(&spec, &out, &ctx).unwrap();
+    assert_eq!(o.files.len(), 2 + 8, "json, csv and four figures as SVG + PNG");
+    let (r, agg) = (&o.result, &o.aggregates);
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("delta.json")).unwrap()).unwrap();
     assert_eq!(doc["kind"], "sfn.delta");
     assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(doc["command"][1], "delta");
+    assert_eq!(doc["spec"]["bins"], 200);
     assert_eq!(
         doc["inputs"][0]["files"][0]["bytes"].as_u64().unwrap(),
         std::fs::metadata(dir.path().join("a.safetensors")).unwrap().len()
     );
-    assert_eq!(doc["options_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(doc["inputs"][0]["files"][0]["sha256"].as_str().unwrap().len(), 64);
     let tensors = doc["tensors"].as_array().unwrap();
     assert_eq!(tensors.len(), a.len());
     for key in [
@@ -306,13 +301,19 @@ fn result_files_hold_every_tensor_and_the_inputs() {
     }
     assert_eq!(tensors[1]["hist"]["counts"].as_array().unwrap().len(), 200);
     assert_eq!(doc["verdict"], agg.verdict);
-    // Round trip of a tensor record.
-    let back: TensorDelta = serde_json::from_value(tensors[0].clone()).unwrap();
-    assert_eq!(back, r.tensors[0]);
+    // The whole file reads back into its typed struct, as a report builds from it.
+    let back = DeltaReport::read(&out).unwrap();
+    assert_eq!(back.tensors, r.tensors);
+    assert_eq!((back.verdict.as_str(), back.modules.len()), (agg.verdict.as_str(), agg.summary.len()));
+    assert_eq!(back.provenance.spec, serde_json::to_value(&spec).unwrap());
+    // run.json: the kind, the spec, complete, every file it wrote.
+    let m = sfn_run::Manifest::read(&out).unwrap();
+    assert_eq!((m.kind.as_str(), m.status), ("delta", sfn_run::Status::Complete));
+    assert!(m.files.contains(&"delta.json".to_string()) && m.files.contains(&"delta_heatmap_l2.png".to_string()));
     let csv = std::fs::read_to_string(out.join("delta.csv")).unwrap();
     assert_eq!(csv.lines().count(), a.len() + 1);
     assert!(csv.lines().nth(1).unwrap().starts_with("model.embed_tokens.weight,,embed,weight,64x32,2048,BF16,F32,"));
-    let t = table(&r, &agg);
+    let t = table(r, agg);
     assert!(t.contains("o_proj") && t.contains(&agg.verdict), "{t}");
 }
 

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use sfn_checkpoint::Checkpoint;
-use sfn_scope::aggregate::{Aggregates, Metric};
+use sfn_scope::delta::aggregate::{Aggregates, Metric};
 use sfn_scope::delta::{delta, DeltaOptions};
 use std::path::PathBuf;
 

@@ -2,11 +2,11 @@
 //! reads (HF directory, .safetensors, .gguf) as a Hugging Face safetensors directory. GGUF tensors
 //! are dequantized (q/k rows un-permuted) and a config.json is written from the GGUF metadata.
 
-use crate::output::OutputArgs;
-use crate::progress::bytes_bar;
+use crate::progress::Bars;
 use anyhow::Result;
-use sfn_checkpoint::writer::{write_checkpoint, write_tensor_as, TensorSpec};
+use sfn_checkpoint::writer::{write_checkpoint, write_tensor_as, TensorSpec, WriteSpec};
 use sfn_checkpoint::{Checkpoint, DType};
+use sfn_run::{Progress, Unit};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -14,7 +14,7 @@ pub struct Args {
     /// Checkpoint directory, .safetensors file or .gguf file.
     model: PathBuf,
     #[command(flatten)]
-    output: OutputArgs,
+    output: WriteSpec,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -29,15 +29,16 @@ pub fn run(args: Args) -> Result<()> {
             shape: t.shape.clone(),
         })
         .collect();
-    let mut opts = args.output.write_options(&[&ck])?;
+    let mut opts = args.output.options(&[&ck])?;
     opts.metadata.insert("sfn_source".into(), ck.path.display().to_string());
-    let bar = bytes_bar(specs.iter().map(|s| s.nbytes()).sum(), "converting");
+    let bars = Bars::default();
+    bars.stage("converting", specs.iter().map(|s| s.nbytes()).sum(), Unit::Bytes);
     let summary = write_checkpoint(args.output.out()?, &specs, &opts, |spec, w| {
         write_tensor_as(&ck, ck.tensor(&spec.name)?, spec.dtype, w)?;
-        bar.inc(spec.nbytes());
+        bars.advance(spec.nbytes());
         Ok(())
     })?;
-    bar.finish_and_clear();
+    bars.finish();
     eprintln!(
         "wrote {} ({} tensors, {} shard(s), {} bytes)",
         summary.dir.display(),

@@ -3,10 +3,9 @@
 //! run as one batch and are printed when done. Greedy unless `--temperature` is given; sampling is
 //! seeded. Timing (prefill and decode tokens/s) goes to stderr.
 
-use crate::runtime::{RuntimeArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{generate_with_stats, ChatTemplate, Event, GenerateOptions, Hooks, Message};
+use sfn_model::{generate_with_stats, ChatTemplate, Event, GenerateOptions, Hooks, Message, RuntimeSpec, Sampling};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,7 +41,21 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    runtime: RuntimeArgs,
+    runtime: RuntimeSpec,
+}
+
+/// How the next token is chosen.
+#[derive(clap::Args)]
+struct SamplingArgs {
+    /// Sampling temperature (0 = greedy). Sampling is seeded by --seed.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Sample only among the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample only among the most likely tokens whose probabilities sum to p.
+    #[arg(long)]
+    top_p: Option<f64>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -73,9 +86,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     // Chat-rendered text carries its own special tokens; raw prompts get the tokenizer's (BOS).
     let prompts: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t, !args.chat)).collect::<sfn_model::Result<_>>()?;
+    let s = &args.sampling;
+    let sampling = Sampling { temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, seed: args.seed };
+    sampling.validate()?;
     let gen_opts = GenerateOptions {
         max_new_tokens: args.max_new,
-        sampling: args.sampling.with_seed(args.seed)?,
+        sampling,
         stop_tokens: if args.ignore_eos { vec![] } else { tok.eos_ids().to_vec() },
         stop_strings: args.stop.clone(),
         skip_special: true,

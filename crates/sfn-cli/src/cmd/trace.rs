@@ -4,11 +4,10 @@
 //! (attn_heads: [tokens, heads, head_dim]). Metadata records the model, ids, hooks and command line.
 //! The file is written beside its final name and renamed into place.
 
-use crate::runtime::RuntimeArgs;
 use anyhow::{bail, Context, Result};
 use sfn_checkpoint::selector::parse_layer_ranges;
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{save_safetensors, trace, ChatTemplate, HookPoint, Message, Tokenizer};
+use sfn_model::{save_safetensors, trace, ChatTemplate, HookPoint, Message, RuntimeSpec, Tokenizer};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -39,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     #[command(flatten)]
-    runtime: RuntimeArgs,
+    runtime: RuntimeSpec,
 }
 
 pub fn run(args: Args) -> Result<()> {

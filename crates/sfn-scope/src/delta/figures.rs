@@ -8,10 +8,11 @@
 //!
 //! Figures that would be empty (no per-layer modules selected) are skipped.
 
+use super::aggregate::{Aggregates, Metric};
 use super::DeltaResult;
-use crate::aggregate::{Aggregates, Metric};
 use crate::error::{Error, Result};
 use sfn_report::{save, Bar, BarChart, Heatmap, Histogram, HistogramCell, HistogramGrid};
+use sfn_run::RunDir;
 use std::path::{Path, PathBuf};
 
 /// At most this many rows in the histogram grid unless the caller picks `every`.
@@ -21,8 +22,22 @@ fn saved(stem: &Path, r: sfn_report::Result<Vec<PathBuf>>) -> Result<Vec<PathBuf
     r.map_err(|e| Error::Figure { path: stem.to_path_buf(), msg: e.to_string() })
 }
 
-/// Draw every figure into `dir`; `every`: layer step of the histogram grid (None: automatic).
-pub fn write_figures(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: Option<usize>) -> Result<Vec<PathBuf>> {
+/// Draw every figure into the run directory; `every`: layer step of the histogram grid (None:
+/// automatic). Returns the files written (SVG and PNG of each), listed in run.json.
+pub fn write_figures(
+    run: &mut RunDir,
+    result: &DeltaResult,
+    agg: &Aggregates,
+    every: Option<usize>,
+) -> Result<Vec<PathBuf>> {
+    let written = draw(run.path(), result, agg, every)?;
+    for p in &written {
+        run.record(&p.file_name().expect("figures have names").to_string_lossy())?;
+    }
+    Ok(written)
+}
+
+fn draw(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: Option<usize>) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     // Columns of the grids: module kinds that occur per layer.
     let layered: Vec<&String> =
@@ -109,7 +124,7 @@ pub fn write_figures(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: 
                     .iter()
                     .map(|m| match agg.cell(m, Some(l)) {
                         Some(c) => HistogramCell {
-                            histogram: Histogram::new(-crate::stats::CLIP, crate::stats::CLIP, c.hist_counts.clone()),
+                            histogram: Histogram::new(-super::stats::CLIP, super::stats::CLIP, c.hist_counts.clone()),
                             flag: c.bimodality.bimodal.then(|| "bimodal".to_string()),
                         },
                         None => HistogramCell::default(),
@@ -123,7 +138,7 @@ pub fn write_figures(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: 
             columns.iter().map(|m| m.to_string()).collect(),
             cells,
         );
-        fig.x_range = Some((-crate::stats::CLIP, crate::stats::CLIP));
+        fig.x_range = Some((-super::stats::CLIP, super::stats::CLIP));
         fig.x_label = "relative change".into();
         let stem = dir.join("delta_histograms");
         written.extend(saved(&stem, save(&fig, &stem))?);
@@ -131,7 +146,7 @@ pub fn write_figures(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: 
     Ok(written)
 }
 
-fn metric_value(metric: Metric, c: &crate::aggregate::Cell) -> Option<f64> {
+fn metric_value(metric: Metric, c: &super::aggregate::Cell) -> Option<f64> {
     match metric {
         Metric::RelChange => c.rel_change,
         Metric::L2Diff => Some(c.l2_diff),

@@ -6,70 +6,89 @@
 //! bimodality). delta.csv has one row per tensor with the scalar columns. Figures are drawn from
 //! the same numbers by `figures`.
 
-use super::{DeltaResult, ShapeMismatch, TensorDelta};
-use crate::aggregate::{Aggregates, Cell, Metric, ModuleSummary};
+use super::aggregate::{Aggregates, Cell, Metric, ModuleSummary};
+use super::stats::{CLIP, REL_EPS};
+use super::{DeltaOptions, DeltaResult, ShapeMismatch, TensorDelta};
 use crate::error::Result;
-use crate::output::{write_atomic, Provenance};
+use sfn_run::{Provenance, RunDir};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 pub const JSON_FILE: &str = "delta.json";
 pub const CSV_FILE: &str = "delta.csv";
 
-#[derive(serde::Serialize)]
-struct Document<'a> {
-    kind: &'static str,
+/// delta.json, as written and as read back (`DeltaReport::read`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeltaReport {
+    pub kind: String,
     #[serde(flatten)]
-    provenance: &'a Provenance,
-    summary: RunSummary<'a>,
-    verdict: &'a str,
-    metric: Metric,
-    modules: &'a [ModuleSummary],
-    grid: Grid<'a>,
-    cells: &'a [Cell],
-    tensors: &'a [TensorDelta],
+    pub provenance: Provenance,
+    /// The settings that decide the numbers, with their derived constants (range, eps).
+    pub options: serde_json::Value,
+    pub summary: RunSummary,
+    pub verdict: String,
+    pub metric: Metric,
+    pub modules: Vec<ModuleSummary>,
+    pub grid: Grid,
+    pub cells: Vec<Cell>,
+    pub tensors: Vec<TensorDelta>,
 }
 
-#[derive(serde::Serialize)]
-struct RunSummary<'a> {
-    compared: usize,
-    parameters_compared: u64,
-    only_in_a: &'a [String],
-    only_in_b: &'a [String],
-    shape_mismatch: &'a [ShapeMismatch],
-    nonfinite_pairs: u64,
-    bins: usize,
-    bytes_read: u64,
-    elapsed_s: f64,
-    bytes_per_s: f64,
-    threads: usize,
+impl DeltaReport {
+    /// delta.json of the run directory `dir`.
+    pub fn read(dir: &Path) -> Result<DeltaReport> {
+        Ok(sfn_run::rundir::read_json(&dir.join(JSON_FILE))?)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub compared: usize,
+    pub parameters_compared: u64,
+    pub only_in_a: Vec<String>,
+    pub only_in_b: Vec<String>,
+    pub shape_mismatch: Vec<ShapeMismatch>,
+    pub nonfinite_pairs: u64,
+    pub bins: usize,
+    pub bytes_read: u64,
+    pub elapsed_s: f64,
+    pub bytes_per_s: f64,
+    pub threads: usize,
 }
 
 /// Layer × module tables (rows `layers`, columns `modules`).
-#[derive(serde::Serialize)]
-struct Grid<'a> {
-    layers: &'a [usize],
-    modules: &'a [String],
-    rel_change: Vec<Vec<Option<f64>>>,
-    l2_diff: Vec<Vec<Option<f64>>>,
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Grid {
+    pub layers: Vec<usize>,
+    pub modules: Vec<String>,
+    pub rel_change: Vec<Vec<Option<f64>>>,
+    pub l2_diff: Vec<Vec<Option<f64>>>,
 }
 
-/// Write delta.json and delta.csv into `dir` (which must exist). Returns the paths written.
+/// Write delta.json and delta.csv into the run directory. Returns the paths written.
 pub fn write_results(
-    dir: &Path,
+    run: &mut RunDir,
     result: &DeltaResult,
     agg: &Aggregates,
-    provenance: &Provenance,
+    opts: &DeltaOptions,
 ) -> Result<Vec<PathBuf>> {
-    let doc = Document {
-        kind: "sfn.delta",
-        provenance,
+    let doc = DeltaReport {
+        kind: "sfn.delta".into(),
+        provenance: run.manifest().provenance.clone(),
+        options: serde_json::json!({
+            "bins": opts.bins,
+            "range": [-CLIP, CLIP],
+            "eps": REL_EPS,
+            "select": opts.selector.as_ref().map(|s| s.to_string()),
+            "strict": opts.strict,
+            "metric": agg.metric.name(),
+        }),
         summary: RunSummary {
             compared: result.tensors.len(),
             parameters_compared: result.tensors.iter().map(|t| t.numel).sum(),
-            only_in_a: &result.only_in_a,
-            only_in_b: &result.only_in_b,
-            shape_mismatch: &result.shape_mismatch,
+            only_in_a: result.only_in_a.clone(),
+            only_in_b: result.only_in_b.clone(),
+            shape_mismatch: result.shape_mismatch.clone(),
             nonfinite_pairs: result.tensors.iter().map(|t| t.nonfinite.pairs).sum(),
             bins: result.bins,
             bytes_read: result.bytes_read,
@@ -77,25 +96,20 @@ pub fn write_results(
             bytes_per_s: result.bytes_read as f64 / result.elapsed_s.max(1e-9),
             threads: result.threads,
         },
-        verdict: &agg.verdict,
+        verdict: agg.verdict.clone(),
         metric: agg.metric,
-        modules: &agg.summary,
+        modules: agg.summary.clone(),
         grid: Grid {
-            layers: &agg.layers,
-            modules: &agg.modules,
+            layers: agg.layers.clone(),
+            modules: agg.modules.clone(),
             rel_change: agg.grid(Metric::RelChange),
             l2_diff: agg.grid(Metric::L2Diff),
         },
-        cells: &agg.cells,
-        tensors: &result.tensors,
+        cells: agg.cells.clone(),
+        tensors: result.tensors.clone(),
     };
-    let json_path = dir.join(JSON_FILE);
-    let mut json =
-        serde_json::to_vec_pretty(&doc).map_err(|e| crate::Error::Options(format!("serializing delta.json: {e}")))?;
-    json.push(b'\n');
-    write_atomic(&json_path, &json)?;
-    let csv_path = dir.join(CSV_FILE);
-    write_atomic(&csv_path, csv(&result.tensors).as_bytes())?;
+    let json_path = run.write_json(JSON_FILE, &doc)?;
+    let csv_path = run.write(CSV_FILE, csv(&result.tensors).as_bytes())?;
     Ok(vec![json_path, csv_path])
 }
 

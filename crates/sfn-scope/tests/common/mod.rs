@@ -6,24 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-/// SplitMix64 plus Box–Muller: seeded, no dependency.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    }
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform().max(1e-300), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+pub use sfn_run::SplitMix64 as Rng;
 
 #[derive(Clone, Debug)]
 pub struct T {
@@ -35,7 +18,7 @@ pub struct T {
 /// A decoder-only model's tensors: embed, per layer q/k/v/o (+ q/k/v bias), gate/up/down, two
 /// norms, final norm. Weights ~ N(0, 0.02²), norms ~ 1 ± 0.1.
 pub fn model(layers: usize, hidden: usize, inter: usize, vocab: usize, seed: u64) -> Vec<T> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut out = vec![];
     let mut push = |name: String, shape: Vec<usize>, norm: bool, rng: &mut Rng| {
         let n: usize = shape.iter().product();
@@ -63,7 +46,7 @@ pub fn model(layers: usize, hidden: usize, inter: usize, vocab: usize, seed: u64
 
 /// Apply `f(name, value, rng)` to every element.
 pub fn map(ts: &[T], seed: u64, f: impl Fn(&str, f32, &mut Rng) -> f32) -> Vec<T> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     ts.iter()
         .map(|t| T {
             name: t.name.clone(),

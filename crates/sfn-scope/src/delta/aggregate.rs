@@ -15,17 +15,27 @@
 //! (Qwen2.5-1.5B's MLP matrices are 5.8× o_proj's), which ranks big matrices first for no
 //! reason; the absolute norm, the paper's Fig. 2 quantity, is available as `Metric::L2`.
 
-use crate::bimodality::Bimodality;
-use crate::delta::{rel_change, TensorDelta};
+use super::bimodality::Bimodality;
+use super::{rel_change, TensorDelta};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// ‖B−A‖₂ / ‖A‖₂.
+    #[default]
+    #[serde(alias = "rel")]
     RelChange,
     /// ‖B−A‖₂.
+    #[serde(alias = "l2")]
     L2Diff,
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Metric, String> {
+        Metric::parse(s).ok_or_else(|| format!("metric `{s}`: choose rel or l2"))
+    }
 }
 
 impl Metric {
@@ -58,7 +68,7 @@ impl Metric {
 }
 
 /// One module kind in one layer (or a layerless module: embed, final_norm, lm_head).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     pub module: String,
     pub layer: Option<usize>,
@@ -76,7 +86,7 @@ pub struct Cell {
 }
 
 /// Five numbers over a module kind's cells.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Spread {
     pub mean: f64,
     pub median: f64,
@@ -96,7 +106,7 @@ impl Spread {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ModuleSummary {
     pub module: String,
     /// Cells (layers; 1 for a layerless module).
@@ -116,7 +126,7 @@ pub struct ModuleSummary {
     pub bimodal_cells: usize,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Aggregates {
     pub metric: Metric,
     /// Layer indices present (rows of the grid).

@@ -557,7 +557,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bimodality::tests::Rng;
+    use crate::delta::bimodality::tests::Rng;
 
     /// The straightforward float64 computation the kernel must agree with.
     fn naive(a: &[f32], b: &[f32], bins: usize) -> (Partial, Vec<u64>) {
@@ -582,7 +582,7 @@ mod tests {
     }
 
     fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let a: Vec<f32> = (0..n).map(|_| (0.02 * rng.normal()) as f32).collect();
         let b = a.iter().map(|&x| x + (0.01 * rng.normal()) as f32).collect();
         (a, b)
@@ -667,11 +667,11 @@ mod tests {
     fn f32_block_sums_stay_within_a_millionth_of_float64() {
         // Magnitudes spread over 2^-40 .. 2^20 (log-uniform), so f32 blocks mix large and small
         // terms; B a relative change of up to ±50%. Both kernels against float64.
-        let mut rng = Rng(8);
+        let mut rng = Rng::new(8);
         let n = 200_003;
         let a: Vec<f32> =
-            (0..n).map(|_| (rng.normal().signum() * (rng.uniform() * 60.0 - 40.0).exp2()) as f32).collect();
-        let b: Vec<f32> = a.iter().map(|&x| x * (1.0 + 0.5 * (2.0 * rng.uniform() - 1.0)) as f32).collect();
+            (0..n).map(|_| (rng.normal().signum() * (rng.next_f64() * 60.0 - 40.0).exp2()) as f32).collect();
+        let b: Vec<f32> = a.iter().map(|&x| x * (1.0 + 0.5 * (2.0 * rng.next_f64() - 1.0)) as f32).collect();
         let (q, _) = naive(&a, &b, 200);
         let mut slots = vec![];
         for mut k in [Kernel::new(200), Kernel::portable(200)] {
@@ -798,10 +798,10 @@ mod tests {
 #[cfg(test)]
 mod speed {
     use super::*;
-    use crate::bimodality::tests::Rng;
+    use crate::delta::bimodality::tests::Rng;
 
-    /// CPU time per element pair of both kernels on bf16 data in cache (thread CPU time, so other
-    /// load on the machine does not count), on data shaped like the benchmark pair: A ~ N(0, 0.02),
+    /// Time per element pair of both kernels on bf16 data in cache (wall time: run it on a quiet
+    /// machine), on data shaped like the benchmark pair: A ~ N(0, 0.02),
     /// B = A + N(0, 0.002). `cargo test -p sfn-scope --release -- --ignored --nocapture`.
     /// On an AMD EPYC (Zen 3) at 2.45 GHz: AVX2 ≈ 0.55 ns (1.1 with f64 sums and the increments
     /// inline), portable ≈ 10 ns. Without the increments the AVX2 kernel takes ≈ 0.44 ns: it is
@@ -810,24 +810,19 @@ mod speed {
     #[ignore]
     fn print_kernel_ns_per_element() {
         let n = 16 << 10;
-        let mut rng = Rng(99);
+        let mut rng = Rng::new(99);
         let x: Vec<f32> = (0..n).map(|_| (0.02 * rng.normal()) as f32).collect();
         let y: Vec<f32> = x.iter().map(|&v| v + (0.002 * rng.normal()) as f32).collect();
         let bf = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect() };
         let (a, b) = (bf(&x), bf(&y));
         for mut k in [Kernel::new(200), Kernel::portable(200)] {
             let mut p = Partial::new(200);
-            let cpu = || {
-                let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-                ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
-            };
             let reps = if k.avx2 { 4000 } else { 400 };
-            let t = cpu();
+            let t = std::time::Instant::now();
             for _ in 0..reps {
                 k.accumulate_values(&mut p, Values::Bf16Le(&a), Values::Bf16Le(&b));
             }
-            let ns = (cpu() - t) / (reps * n) as f64;
+            let ns = t.elapsed().as_secs_f64() * 1e9 / (reps * n) as f64;
             println!("avx2 {}: {ns:.3} ns/element", k.avx2);
         }
     }

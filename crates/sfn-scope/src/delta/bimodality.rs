@@ -328,24 +328,24 @@ pub(crate) mod tests {
 
     #[test]
     fn linear_funnel_agrees_with_the_restarting_one() {
-        let mut rng = Rng(21);
+        let mut rng = Rng::new(21);
         for case in 0..300 {
             let bins = [5, 20, 200][case % 3];
             let h: Vec<u64> = (0..bins)
                 .map(|i| match case % 4 {
-                    0 => (rng.uniform() * 100.0) as u64,
+                    0 => (rng.next_f64() * 100.0) as u64,
                     1 => {
                         ((-((i as f64 - bins as f64 / 2.0) / 10.0).powi(2)).exp() * 1e4) as u64
-                            + (rng.uniform() * 30.0) as u64
+                            + (rng.next_f64() * 30.0) as u64
                     }
                     2 => {
-                        if rng.uniform() < 0.1 {
+                        if rng.next_f64() < 0.1 {
                             1000
                         } else {
                             0
                         }
                     }
-                    _ => (rng.uniform() * 3.0) as u64,
+                    _ => (rng.next_f64() * 3.0) as u64,
                 })
                 .collect();
             if h.iter().sum::<u64>() == 0 {
@@ -364,24 +364,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// A small deterministic generator (SplitMix64) so tests need no rand crate.
-    pub struct Rng(pub u64);
-    impl Rng {
-        pub fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-            z ^ (z >> 31)
-        }
-        pub fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-        pub fn normal(&mut self) -> f64 {
-            let (u, v) = (self.uniform().max(1e-300), self.uniform());
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-        }
-    }
+    pub use sfn_run::SplitMix64 as Rng;
 
     fn hist(values: impl IntoIterator<Item = f64>, bins: usize) -> Vec<u64> {
         let mut h = vec![0u64; bins];
@@ -417,13 +400,13 @@ pub(crate) mod tests {
 
     #[test]
     fn gaussian_is_unimodal_and_plus_minus_point_three_is_bimodal() {
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         let g = Bimodality::of(&hist((0..200_000).map(|_| 0.1 * rng.normal()), 200), -1.0, 1.0);
         assert!(!g.bimodal && g.dip < 0.005, "{g:?}");
         assert_eq!(g.modes.len(), 1);
         assert!(g.modes[0].abs() < 0.02);
-        let mut rng = Rng(2);
-        let pm = hist((0..200_000).map(|_| if rng.uniform() < 0.5 { -0.3 } else { 0.3 } + 0.02 * rng.normal()), 200);
+        let mut rng = Rng::new(2);
+        let pm = hist((0..200_000).map(|_| if rng.next_f64() < 0.5 { -0.3 } else { 0.3 } + 0.02 * rng.normal()), 200);
         let b = Bimodality::of(&pm, -1.0, 1.0);
         assert!(b.bimodal && b.dip > 0.2, "{b:?}");
         assert_eq!(b.modes.len(), 2);
@@ -432,8 +415,9 @@ pub(crate) mod tests {
 
     #[test]
     fn unequal_mixture_with_a_clear_gap_is_bimodal() {
-        let mut rng = Rng(3);
-        let v = (0..100_000).map(|_| if rng.uniform() < 0.8 { 0.05 * rng.normal() } else { 0.5 + 0.05 * rng.normal() });
+        let mut rng = Rng::new(3);
+        let v =
+            (0..100_000).map(|_| if rng.next_f64() < 0.8 { 0.05 * rng.normal() } else { 0.5 + 0.05 * rng.normal() });
         let b = Bimodality::of(&hist(v, 200), -1.0, 1.0);
         assert!(b.bimodal, "{b:?}");
     }
@@ -441,13 +425,13 @@ pub(crate) mod tests {
     #[test]
     fn skewed_and_heavy_tailed_unimodal_shapes_are_not_bimodal_though_sarle_says_so() {
         // Lognormal-like skewed shape: Sarle's BC exceeds 5/9, the dip stays near 0.
-        let mut rng = Rng(4);
+        let mut rng = Rng::new(4);
         let v: Vec<f64> = (0..200_000).map(|_| -0.9 + 0.1 * (0.9 * rng.normal()).exp()).collect();
         let b = Bimodality::of(&hist(v, 200), -1.0, 1.0);
         assert!(!b.bimodal, "{b:?}");
         assert!(b.sarle_bc.unwrap() > 5.0 / 9.0, "{b:?}");
         // Ratio noise/|A| (Cauchy-like), the shape of "A + small noise", interior only.
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5);
         let v: Vec<f64> = (0..200_000)
             .map(|_| 0.02 * rng.normal() / rng.normal().abs().max(1e-6))
             .filter(|v| v.abs() < 1.0)
@@ -463,10 +447,10 @@ pub(crate) mod tests {
         let mut false_alarms = 0;
         let trials = 400;
         for (t, n) in (0..trials).map(|t| (t, [64usize, 128, 896, 1536, 5000][t % 5])) {
-            let mut rng = Rng(1000 + t as u64);
-            let b = Bimodality::of(&hist((0..n).map(|_| rng.uniform() - 0.5), 200), -1.0, 1.0);
+            let mut rng = Rng::new(1000 + t as u64);
+            let b = Bimodality::of(&hist((0..n).map(|_| rng.next_f64() - 0.5), 200), -1.0, 1.0);
             false_alarms += b.bimodal as usize;
-            let mut rng = Rng(5000 + t as u64);
+            let mut rng = Rng::new(5000 + t as u64);
             let g = Bimodality::of(&hist((0..n).map(|_| 0.2 * rng.normal()), 200), -1.0, 1.0);
             false_alarms += g.bimodal as usize;
         }
@@ -475,8 +459,8 @@ pub(crate) mod tests {
 
     #[test]
     fn taut_string_stays_in_the_tube_and_is_monotone() {
-        let mut rng = Rng(9);
-        let h: Vec<u64> = (0..50).map(|_| (rng.uniform() * 100.0) as u64).collect();
+        let mut rng = Rng::new(9);
+        let h: Vec<u64> = (0..50).map(|_| (rng.next_f64() * 100.0) as u64).collect();
         let f = cdf_at_edges(&h);
         for eps in [0.0, 0.003, 0.02, 0.1] {
             let k = taut_string(&f, eps);
@@ -522,10 +506,10 @@ mod calibration {
         for n in [100usize, 1000, 10_000, 100_000] {
             let mut v: Vec<f64> = (0..500)
                 .map(|t| {
-                    let mut rng = Rng(77 + t as u64 * 1000 + n as u64);
+                    let mut rng = Rng::new(77 + t as u64 * 1000 + n as u64);
                     let mut h = vec![0u64; 200];
                     for _ in 0..n {
-                        let x = rng.uniform() - 0.5;
+                        let x = rng.next_f64() - 0.5;
                         h[(((x + 1.0) / 2.0 * 200.0) as usize).min(199)] += 1;
                     }
                     dip(&cdf_at_edges(&h)) * (n as f64).sqrt()

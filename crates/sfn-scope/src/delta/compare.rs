@@ -1,165 +1,22 @@
-//! The Delta stethoscope: how much, and how, every tensor changed from checkpoint A to B.
-//!
-//! For each tensor present in both with the same shape: ‖B−A‖₂, ‖A‖₂, ‖B‖₂, relative change,
-//! cosine(A, B), max |B−A|, non-finite counts, the histogram of the element-wise relative change
-//! (B−A)/(|A|+1e-8) clipped to [−1, 1] over the whole tensor, and its bimodality. Tensors in one
-//! checkpoint only, or with different shapes, are listed (an error under `strict`).
-//!
-//! Streaming: the tensors are cut into work items of about 8 MiB whose boundaries are multiples
-//! of both checkpoints' granules (a GGUF block, a permuted row), so big tensors are split across
-//! threads too. Workers take items in A's storage order (sequential reads) and feed A and B to the
-//! kernel (`stats`) a few thousand elements at a time: BF16 and F32 straight from the mapped
-//! bytes, anything else (F16, F64, GGUF blocks, permuted rows) converted by the checkpoint crate
-//! into a small buffer. Partial sums merge into the tensor's total. Memory is threads × two items
-//! of mapped pages plus two small buffers, whatever the model size: the pages a finished item
-//! touched are handed back (`Pages`). Any dtype the checkpoint crate reads works on either side
-//! (bf16 vs f32, GGUF vs safetensors).
+//! The streaming comparison of A and B: the tensors are cut into work items of about 8 MiB whose
+//! boundaries are multiples of both checkpoints' granules (a GGUF block, a permuted row), so big
+//! tensors are split across threads too. Workers take items in A's storage order (sequential
+//! reads) and feed A and B to the kernel (`stats`) a few thousand elements at a time: BF16 and F32
+//! straight from the mapped bytes, anything else (F16, F64, GGUF blocks, permuted rows) converted
+//! by the checkpoint crate into a small buffer. Partial sums merge into the tensor's total.
+//! Memory is threads × two items of mapped pages plus two small buffers, whatever the model size:
+//! the pages a finished item touched are handed back (`Checkpoint::release_range`).
 
-pub mod figures;
-pub mod write;
-
-use crate::bimodality::Bimodality;
+use super::bimodality::Bimodality;
+use super::plan::{Plan, ShapeMismatch};
+use super::stats::{Kernel, Partial, Values, CLIP};
+use super::{DeltaOptions, DEFAULT_CHUNK_BYTES, SUB_ELEMS};
 use crate::error::{Error, Result};
-use crate::stats::{Kernel, Partial, Values, CLIP};
-use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::taxonomy::parse_name;
 use sfn_checkpoint::{Checkpoint, DType, TensorInfo};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-
-/// Default number of histogram bins over [−1, 1].
-pub const DEFAULT_BINS: usize = 200;
-/// Upper limit for `bins` (the bimodality measure is O(bins) per bisection step).
-pub const MAX_BINS: usize = 100_000;
-/// Stored bytes per work item (of the wider side): large enough that scheduling and the
-/// re-faults caused by releasing pages (`Pages`) cost little, small enough that a 1.5B model
-/// gives 16 cores dozens of items, and that threads × 2 items in flight stay far below 0.5 GB.
-pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
-/// Elements accumulated at a time inside a work item: where A or B must be converted, its f32
-/// buffer (64 KiB) stays in the L2 cache.
-const SUB_ELEMS: usize = 16 << 10;
-
-#[derive(Debug, Clone)]
-pub struct DeltaOptions {
-    /// Histogram bins over [−1, 1].
-    pub bins: usize,
-    /// Compare only the tensors this selector matches (an error when it matches none).
-    pub selector: Option<Selector>,
-    /// Fail when the checkpoints do not hold the same (selected) tensors with the same shapes.
-    pub strict: bool,
-    /// Worker threads; 0 = one per core.
-    pub threads: usize,
-    /// Elements per work item (rounded to the granules); 0 = `DEFAULT_CHUNK_BYTES` worth.
-    pub chunk_elems: usize,
-}
-
-impl Default for DeltaOptions {
-    fn default() -> Self {
-        DeltaOptions { bins: DEFAULT_BINS, selector: None, strict: false, threads: 0, chunk_elems: 0 }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ShapeMismatch {
-    pub name: String,
-    pub shape_a: Vec<usize>,
-    pub shape_b: Vec<usize>,
-}
-
-/// Which tensors are compared, and which cannot be.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// Names in both with equal shapes, in A's (natural) order.
-    pub common: Vec<String>,
-    pub only_in_a: Vec<String>,
-    pub only_in_b: Vec<String>,
-    pub shape_mismatch: Vec<ShapeMismatch>,
-    /// Stored bytes of the compared tensors, A + B (what the progress bar counts).
-    pub total_bytes: u64,
-}
-
-impl Plan {
-    /// Pair A's and B's tensors, restricted to `opts.selector`. Errors: the selector matches no
-    /// tensor of either; `strict` and the tensor sets or shapes differ.
-    pub fn new(a: &Checkpoint, b: &Checkpoint, opts: &DeltaOptions) -> Result<Plan> {
-        if opts.bins < 2 || opts.bins > MAX_BINS {
-            return Err(Error::Options(format!("bins must be between 2 and {MAX_BINS}, not {}", opts.bins)));
-        }
-        let names_a: Vec<&str> = a.tensors().iter().map(|t| t.name.as_str()).collect();
-        let mut union: Vec<&str> = names_a.clone();
-        union.extend(b.tensors().iter().map(|t| t.name.as_str()).filter(|n| a.get(n).is_none()));
-        let wanted: HashSet<&str> = match &opts.selector {
-            Some(sel) => sel.select(union.iter().copied())?.into_iter().collect(),
-            None => union.iter().copied().collect(),
-        };
-        let mut plan =
-            Plan { common: vec![], only_in_a: vec![], only_in_b: vec![], shape_mismatch: vec![], total_bytes: 0 };
-        for ta in a.tensors().iter().filter(|t| wanted.contains(t.name.as_str())) {
-            match b.get(&ta.name) {
-                None => plan.only_in_a.push(ta.name.clone()),
-                Some(tb) if tb.shape != ta.shape => plan.shape_mismatch.push(ShapeMismatch {
-                    name: ta.name.clone(),
-                    shape_a: ta.shape.clone(),
-                    shape_b: tb.shape.clone(),
-                }),
-                Some(tb) => {
-                    plan.total_bytes += (ta.nbytes() + tb.nbytes()) as u64;
-                    plan.common.push(ta.name.clone());
-                }
-            }
-        }
-        plan.only_in_b = b
-            .tensors()
-            .iter()
-            .filter(|t| a.get(&t.name).is_none() && wanted.contains(t.name.as_str()))
-            .map(|t| t.name.clone())
-            .collect();
-        if opts.strict && !plan.is_exact() {
-            return Err(Error::Mismatch(format!("--strict: {}", plan.mismatch_summary())));
-        }
-        Ok(plan)
-    }
-
-    /// Both checkpoints hold exactly the same (selected) tensors with the same shapes.
-    pub fn is_exact(&self) -> bool {
-        self.only_in_a.is_empty() && self.only_in_b.is_empty() && self.shape_mismatch.is_empty()
-    }
-
-    /// One line naming what differs ("2 tensors only in A (lm_head.weight, …), …").
-    pub fn mismatch_summary(&self) -> String {
-        let list = |v: &[String]| {
-            let mut s = v.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-            if v.len() > 3 {
-                s.push_str(&format!(", … {} more", v.len() - 3));
-            }
-            s
-        };
-        let mut parts = vec![];
-        if !self.only_in_a.is_empty() {
-            parts.push(format!("{} tensor(s) only in A ({})", self.only_in_a.len(), list(&self.only_in_a)));
-        }
-        if !self.only_in_b.is_empty() {
-            parts.push(format!("{} tensor(s) only in B ({})", self.only_in_b.len(), list(&self.only_in_b)));
-        }
-        if !self.shape_mismatch.is_empty() {
-            let m = &self.shape_mismatch[0];
-            parts.push(format!(
-                "{} tensor(s) with different shapes (first: {} {:?} vs {:?})",
-                self.shape_mismatch.len(),
-                m.name,
-                m.shape_a,
-                m.shape_b
-            ));
-        }
-        if parts.is_empty() {
-            "A and B hold the same tensors".into()
-        } else {
-            parts.join("; ")
-        }
-    }
-}
 
 /// The histogram of one tensor's relative change.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -295,7 +152,7 @@ pub fn delta(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<DeltaResult> {
     let plan = Plan::new(a, b, opts)?;
-    run(a, b, &plan, opts, progress)
+    compare(a, b, &plan, opts, progress)
 }
 
 /// One work item: elements `start .. start + len` of compared tensor `pair`.
@@ -321,7 +178,7 @@ fn stored_range(t: &TensorInfo, start: usize, len: usize) -> (usize, usize) {
 }
 
 /// Run a plan made by `Plan::new` (with the same options).
-pub fn run(
+pub fn compare(
     a: &Checkpoint,
     b: &Checkpoint,
     plan: &Plan,
@@ -374,7 +231,6 @@ pub fn run(
         .build()
         .map_err(|e| Error::Options(format!("cannot start {threads} threads: {e}")))?;
     let totals: Vec<Mutex<Partial>> = pairs.iter().map(|_| Mutex::new(Partial::new(opts.bins))).collect();
-    let (pages_a, pages_b) = (Pages::new(a), Pages::new(b));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -396,8 +252,8 @@ pub fn run(
             }
             totals[it.pair].lock().unwrap_or_else(|p| p.into_inner()).merge(&part);
             let last = remaining[it.pair].fetch_sub(1, Ordering::AcqRel) == 1;
-            pages_a.release(ta, it.start, it.len, last);
-            pages_b.release(tb, it.start, it.len, last);
+            release(a, ta, it.start, it.len, last);
+            release(b, tb, it.start, it.len, last);
             let (ra, rb) = (stored_range(ta, it.start, it.len), stored_range(tb, it.start, it.len));
             progress((ra.1 - ra.0 + rb.1 - rb.0) as u64);
         }
@@ -423,8 +279,8 @@ pub fn run(
                     let mut bufs = (Vec::new(), Vec::new());
                     let mut kernel = Kernel::portable(opts.bins);
                     accumulate(&mut kernel, &mut exact, (a, ta), (b, tb), granules[i], whole, &mut bufs)?;
-                    pages_a.release(ta, 0, whole.len, true);
-                    pages_b.release(tb, 0, whole.len, true);
+                    release(a, ta, 0, whole.len, true);
+                    release(b, tb, 0, whole.len, true);
                     p = exact;
                 }
                 Ok(TensorDelta::new(ta, tb, &p))
@@ -501,75 +357,16 @@ fn values<'a>(
     Ok(Values::F32(&buf[..n]))
 }
 
-/// Hands the pages of a memory-mapped checkpoint back to the kernel once read, so that resident
-/// memory stays bounded: touched pages of a file mapping count as the process's own until
-/// unmapped, and a 2 × 3 GB comparison would otherwise end at 6 GB RSS. The pages stay in the
-/// page cache; only this process's mapping of them is dropped (madvise MADV_DONTNEED).
-///
-/// A read fault maps not only its page but the cached pages around it: the kernel's
-/// "fault-around" (64 KiB by default) or, on file systems with large page-cache folios (ext4,
-/// xfs on Linux ≥ 6.x), the whole folio of up to 2 MiB. Those pages may belong to a neighbouring
-/// item that another thread has already finished and released, and would stay mapped to the
-/// end. So each item releases its range widened to the enclosing `FOLIO` boundaries; a
-/// neighbour still being read merely faults those pages back in (one fault per folio).
-struct Pages {
-    /// Per file: address of byte 0 of its mapping (learnt from any tensor whose raw bytes the
-    /// checkpoint exposes) and its length. None where it exposes none: nothing is released.
-    maps: Vec<Option<(usize, usize)>>,
-    page: usize,
-}
-
-/// The largest page-cache folio a read fault maps (PMD size on x86-64).
-const FOLIO: usize = 2 << 20;
-
-impl Pages {
-    fn new(ck: &Checkpoint) -> Pages {
-        let paths: Vec<&std::path::Path> = ck.files().collect();
-        let mut maps = vec![None; paths.len()];
-        for t in ck.tensors() {
-            if let (Some(bytes), Some(slot)) = (ck.raw_bytes(t), maps.get_mut(t.file)) {
-                if slot.is_none() {
-                    let len = std::fs::metadata(paths[t.file]).map_or(0, |m| m.len() as usize);
-                    // The map covers the whole file, so it reaches at least this tensor's end.
-                    *slot = Some((bytes.as_ptr() as usize - t.start, len.max(t.end)));
-                }
-            }
+/// Hand the pages of elements `start .. start + len` of `t` back once read. Rows of GGUF q/k are
+/// read permuted within a head, so for those the whole tensor is released when its last item is
+/// done (`tensor_done`) instead.
+fn release(ck: &Checkpoint, t: &TensorInfo, start: usize, len: usize, tensor_done: bool) {
+    match (t.rope_permuted_heads, tensor_done) {
+        (None, _) => {
+            let (from, to) = stored_range(t, start, len);
+            ck.release_range(t.file, from, to - from);
         }
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        Pages { maps, page: if page > 0 { page as usize } else { 4096 } }
-    }
-
-    /// Release the pages of elements `start .. start + len` of `t`. Rows of GGUF q/k are read
-    /// permuted within a head, so for those the whole tensor is released when its last item is
-    /// done (`tensor_done`) instead.
-    fn release(&self, t: &TensorInfo, start: usize, len: usize, tensor_done: bool) {
-        let Some(Some((base, map_len))) = self.maps.get(t.file).copied() else { return };
-        let (from, to) = match (t.rope_permuted_heads, tensor_done) {
-            (None, _) => stored_range(t, start, len),
-            (Some(_), true) => (t.start, t.end),
-            (Some(_), false) => return,
-        };
-        // Widened to FOLIO boundaries of the address space, never outside this file's mapping.
-        // Where the mapping is FOLIO-aligned (the kernel aligns large file mappings) this keeps
-        // PMD-mapped folios whole: releasing part of one would split it, which tripled the
-        // system time. Fault-around windows are aligned within a FOLIO block, so they are
-        // covered too. An unaligned mapping gets a folio of slack, as its folios (aligned in
-        // the file) straddle the blocks.
-        let slack = if base % FOLIO == 0 { 0 } else { FOLIO };
-        let end = (base + map_len).div_ceil(self.page) * self.page;
-        let lo = ((base + from).saturating_sub(slack) / FOLIO * FOLIO).max(base);
-        let hi = ((base + to + slack).div_ceil(FOLIO) * FOLIO).min(end);
-        #[cfg(unix)]
-        if hi > lo {
-            // SAFETY: [lo, hi) lies within a read-only shared file mapping this checkpoint owns
-            // (clipped to it above). MADV_DONTNEED on such a mapping only unmaps: the next access
-            // faults the same bytes back in from the page cache, so no reader — including another
-            // thread reading a neighbouring item — can observe a change. A failure merely leaves
-            // the pages resident.
-            unsafe {
-                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
-            }
-        }
+        (Some(_), true) => ck.release(t),
+        (Some(_), false) => {}
     }
 }
