@@ -1,19 +1,20 @@
-//! Small file helpers shared by every reader in the crate: JSONL records with their line numbers
-//! (so errors can name the line). Writing (atomic) and fingerprints are sfn-run's.
+//! Reading JSONL input files (tasks, overrides, few-shot examples, recorded outputs, training
+//! data): records with their line numbers, so errors can name the line. Writing (atomic) and
+//! fingerprints are sfn-run's.
 
 use crate::error::{json_type, EvalError, Result};
 use serde_json::{Map, Value};
 use std::path::Path;
 
 /// One JSON object of a JSONL file, with the 1-based line it came from.
-pub(crate) struct Record {
+pub struct Record {
     pub line: usize,
     pub fields: Map<String, Value>,
 }
 
 /// Read every non-blank line of a JSONL file as a JSON object. Blank lines are skipped (editors
 /// leave them); anything else that is not an object is an error naming the line.
-pub(crate) fn read_jsonl_objects(path: &Path) -> Result<Vec<Record>> {
+pub fn read_jsonl_objects(path: &Path) -> Result<Vec<Record>> {
     let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -37,7 +38,7 @@ pub(crate) fn read_jsonl_objects(path: &Path) -> Result<Vec<Record>> {
 }
 
 /// A string-or-integer field as a string (ids are often integers, e.g. aime2024's `index`).
-pub(crate) fn string_or_int(v: &Value) -> Option<String> {
+pub fn string_or_int(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),

@@ -2,7 +2,9 @@
 //! - multi-step arithmetic word problems with a verified integer answer; `depth` is the number of
 //!   steps after the starting amount, `size` the largest operand. Every intermediate amount stays a
 //!   non-negative integer (subtractions never go below zero, divisions are exact), so the answer is
-//!   unambiguous and the chain of steps is the reasoning a model has to do.
+//!   unambiguous and the chain of steps is the reasoning a model has to do. Each problem comes with
+//!   its worked solution (one sentence and one equation per step, ending in \boxed{answer}): the
+//!   reasoning traces a model is fine-tuned on.
 //! - open conversation prompts (letters, advice, explanations) from templates x topics.
 //!
 //! The same (count, depth, size, seed) always gives the same tasks: the generator draws only from
@@ -37,8 +39,23 @@ const NAMES: [(&str, &str); 10] = [
 const ITEMS: [&str; 10] =
     ["apples", "marbles", "stickers", "books", "coins", "pencils", "cookies", "stamps", "shells", "cards"];
 
+/// A problem and its worked solution.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Worked {
+    #[serde(flatten)]
+    pub task: Task,
+    /// The steps, one sentence each with its equation, then the answer in \boxed{}.
+    pub completion: String,
+}
+
 /// Generate `spec.count` arithmetic word problems. Ids are `arith-{seed}-{i}`.
 pub fn arithmetic_tasks(spec: &ArithmeticSpec) -> Result<Vec<Task>> {
+    Ok(arithmetic_worked(spec)?.into_iter().map(|w| w.task).collect())
+}
+
+/// The problems of `arithmetic_tasks` with their worked solutions (the same problems: the
+/// solutions draw nothing from the generator).
+pub fn arithmetic_worked(spec: &ArithmeticSpec) -> Result<Vec<Worked>> {
     if !(1..=20).contains(&spec.depth) {
         return Err(EvalError::InvalidSettings(format!("arithmetic depth {} must be 1..=20", spec.depth)));
     }
@@ -48,28 +65,31 @@ pub fn arithmetic_tasks(spec: &ArithmeticSpec) -> Result<Vec<Task>> {
     let mut rng = SplitMix64::new(spec.seed);
     Ok((0..spec.count)
         .map(|i| {
-            let (prompt, answer) = arithmetic_problem(&mut rng, spec.depth, spec.size);
-            Task {
+            let (prompt, answer, completion) = arithmetic_problem(&mut rng, spec.depth, spec.size);
+            let task = Task {
                 id: format!("arith-{}-{i:04}", spec.seed),
                 prompt,
                 answer: Some(answer.to_string()),
                 kind: TaskKind::Reasoning,
-            }
+            };
+            Worked { task, completion }
         })
         .collect())
 }
 
-/// One problem: returns (text, answer). Amounts are kept below `cap` so that multiplications
-/// cannot overflow and numbers stay readable.
-fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String, u64) {
+/// One problem: returns (text, answer, worked solution). Amounts are kept below `cap` so that
+/// multiplications cannot overflow and numbers stay readable.
+fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String, u64, String) {
     let &(name, he) = rng.pick(&NAMES);
     let item = *rng.pick(&ITEMS);
     let cap = size.saturating_mul(size).max(100);
     let small = size.clamp(2, 12); // group counts and factors read better small
     let mut v = rng.range(2, size);
     let mut sentences = vec![format!("{name} has {v} {item}.")];
+    let mut steps = vec![format!("{name} starts with {v} {item}.")];
     let cap_he = capitalise(he);
     for _ in 0..depth {
+        let before = v;
         // Try operations in a random order until one keeps the amount valid (>= 0, exact, < cap).
         loop {
             match rng.below(6) {
@@ -80,11 +100,13 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
                     }
                     v += k;
                     sentences.push(format!("{cap_he} finds {k} more {item}."));
+                    steps.push(format!("{cap_he} finds {k} more, so {before} + {k} = {v}."));
                 }
                 1 if v >= 1 => {
                     let k = rng.range(1, v.min(size));
                     v -= k;
                     sentences.push(format!("{cap_he} gives {k} {item} to a friend."));
+                    steps.push(format!("{cap_he} gives {k} away, so {before} - {k} = {v}."));
                 }
                 2 => {
                     let (a, b) = (rng.range(2, small), rng.range(2, size));
@@ -93,6 +115,7 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
                     }
                     v += a * b;
                     sentences.push(format!("{cap_he} buys {a} bags with {b} {item} in each bag."));
+                    steps.push(format!("{a} bags of {b} are {a} * {b} = {}, so {before} + {} = {v}.", a * b, a * b));
                 }
                 3 => {
                     let f = rng.range(2, 3);
@@ -102,6 +125,7 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
                     v *= f;
                     let word = if f == 2 { "doubles" } else { "triples" };
                     sentences.push(format!("A neighbour's gift {word} the number of {item} {he} has."));
+                    steps.push(format!("The gift {word} them, so {before} * {f} = {v}."));
                 }
                 4 if v >= 2 => {
                     let divisors: Vec<u64> = (2..=small.min(v)).filter(|d| v.is_multiple_of(*d)).collect();
@@ -112,6 +136,7 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
                     v /= d;
                     sentences
                         .push(format!("{cap_he} shares the {item} equally among {d} boxes and keeps only one box."));
+                    steps.push(format!("One box of {d} keeps {before} / {d} = {v}."));
                 }
                 5 if v >= 1 => {
                     let (a, b) = (rng.range(2, small), rng.range(1, size));
@@ -120,6 +145,7 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
                     }
                     v -= a * b;
                     sentences.push(format!("{cap_he} sells {a} packs of {b} {item} each."));
+                    steps.push(format!("{a} packs of {b} are {a} * {b} = {}, so {before} - {} = {v}.", a * b, a * b));
                 }
                 _ => continue,
             }
@@ -127,7 +153,8 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
         }
     }
     sentences.push(format!("How many {item} does {name} have now?"));
-    (sentences.join(" "), v)
+    steps.push(format!("{name} has {v} {item} now. The answer is \\boxed{{{v}}}."));
+    (sentences.join(" "), v, steps.join(" "))
 }
 
 fn capitalise(s: &str) -> String {
@@ -236,6 +263,50 @@ mod tests {
                 assert_eq!(t.prompt.matches(". ").count() + 1, depth + 2, "{}", t.prompt);
             }
         }
+    }
+
+    /// Evaluate a worked solution's equations in order: each must hold; the last equation of each
+    /// sentence must start from the previous amount (the ones before it compute a product); the
+    /// boxed answer must be the last amount.
+    fn check_worked(solution: &str, answer: u64) {
+        let eq = Regex::new(r"(\d+) ([-+*/]) (\d+) = (\d+)").unwrap();
+        let start = Regex::new(r"starts with (\d+) ").unwrap();
+        let mut v: u64 = start.captures(solution).unwrap()[1].parse().unwrap();
+        for sentence in solution.split(". ") {
+            let mut last = None;
+            for c in eq.captures_iter(sentence) {
+                let (x, y, z): (u64, u64, u64) = (c[1].parse().unwrap(), c[3].parse().unwrap(), c[4].parse().unwrap());
+                let got = match &c[2] {
+                    "+" => x + y,
+                    "-" => x - y,
+                    "*" => x * y,
+                    _ => x / y,
+                };
+                assert_eq!(got, z, "{solution}");
+                last = Some((x, z));
+            }
+            if let Some((x, z)) = last {
+                assert_eq!(x, v, "a step must start from the amount so far: {sentence}");
+                v = z;
+            }
+        }
+        assert_eq!(v, answer, "{solution}");
+        assert!(solution.ends_with(&format!("\\boxed{{{answer}}}.")), "{solution}");
+    }
+
+    #[test]
+    fn worked_solutions_compute_the_answer_step_by_step() {
+        let spec = ArithmeticSpec { count: 300, depth: 4, size: 20, seed: 3 };
+        let worked = arithmetic_worked(&spec).unwrap();
+        assert_eq!(worked.iter().map(|w| w.task.clone()).collect::<Vec<_>>(), arithmetic_tasks(&spec).unwrap());
+        for w in &worked {
+            check_worked(&w.completion, w.task.answer.as_ref().unwrap().parse().unwrap());
+            assert!(w.completion.matches(" = ").count() >= 4, "{}", w.completion);
+        }
+        // A line of a training file is a task (it loads as one) with its completion.
+        let line = serde_json::to_value(&worked[0]).unwrap();
+        assert_eq!(line["id"], "arith-3-0000");
+        assert!(line["completion"].as_str().unwrap().contains("\\boxed"));
     }
 
     #[test]

@@ -196,8 +196,9 @@ impl TaskSet {
     }
 }
 
-/// Write tasks as a native task file (id, prompt, answer, kind), atomically.
-pub fn write_tasks(path: &Path, tasks: &[Task]) -> Result<()> {
+/// Write tasks as a native task file (id, prompt, answer, kind; with the worked solution as
+/// `completion` for `Worked` problems, which makes it a training file too), atomically.
+pub fn write_tasks<T: Serialize>(path: &Path, tasks: &[T]) -> Result<()> {
     let mut text = String::new();
     for t in tasks {
         text.push_str(&serde_json::to_string(t)?);
