@@ -82,7 +82,7 @@ fn packed_examples_train_like_padded_rows() {
     let cfg = config("llama", 61, 32, false);
     let ex = examples(2, 3, 6, 14, 61);
     let padded = Batch::padded(&ex, 14, 0).unwrap();
-    let packed = Batch::packed(&[ex.clone()], 48, 0).unwrap();
+    let packed = Batch::packed(std::slice::from_ref(&ex), 48, 0).unwrap();
     assert_eq!(padded.num_targets(), packed.num_targets());
     let (mut a, mut b) = (random_model(&cfg, "all"), random_model(&cfg, "all"));
     let sa = a.forward_backward(&padded, padded.num_targets()).unwrap();
