@@ -170,6 +170,8 @@ struct Work {
     xs: Vec<f32>,
     /// [chunk, vocab] logits (then their gradient) of a chunk of scored rows
     logits: Vec<f32>,
+    /// [chunk, hidden] gradient of a chunk's scored rows (training only)
+    dxs: Vec<f32>,
     /// [chunk] per-row losses of a chunk
     loss: Vec<f64>,
     chunk: usize,
@@ -183,6 +185,7 @@ impl Work {
             h: vec![0.0; cap * d.inter],
             xs: vec![0.0; cap * d.hidden],
             logits: vec![0.0; chunk * d.vocab],
+            dxs: Vec::new(),
             loss: vec![0.0; chunk],
             chunk,
         }
@@ -210,6 +213,8 @@ struct GradWork {
     dgate: Vec<f32>,
     /// [cap, inter]
     dup: Vec<f32>,
+    /// Per-piece partial sums of norm-weight and bias gradients (grown as needed).
+    partial: Vec<f32>,
 }
 
 /// Everything a training step keeps between its forward and backward pass.
@@ -246,6 +251,7 @@ impl Acts {
                 dk_in: if qk_norm { z(cap * d.kvd) } else { Vec::new() },
                 dgate: z(cap * d.inter),
                 dup: z(cap * d.inter),
+                partial: Vec::new(),
             },
         }
     }
@@ -378,7 +384,7 @@ impl TrainModel {
     /// Set every gradient to zero (call once per optimizer step, before its micro-batches).
     pub fn zero_grad(&mut self) {
         for g in self.store.grads.iter_mut().flatten() {
-            ops::scale(g, 0.0);
+            ops::zero(g);
         }
     }
 
@@ -523,25 +529,21 @@ impl TrainModel {
         };
         let loss = net.head(ctx, data, &normed[..n * c], head_work, Some(head_grad));
         head_work.ln = normed;
-        let Some(lowest) = lowest else {
-            if final_norm_trains {
-                let (dln, last) = (&grad.dln[..n * c], &resid[arch.layers.len()][..n * c]);
-                let dw = grads[arch.norm].as_deref_mut();
-                ops::rms_backward(dln, last, &rstd_final[..n], &data[arch.norm], &mut grad.dres[..n * c], false, dw);
-            }
-            return loss;
-        };
+        // Through the final norm (need_dnormed holds here: the head's gradient was wanted).
         let last = &resid[arch.layers.len()][..n * c];
         let dw = grads[arch.norm].as_deref_mut();
+        let dres = &mut grad.dres[..n * c];
         ops::rms_backward(
             &grad.dln[..n * c],
             last,
             &rstd_final[..n],
             &data[arch.norm],
-            &mut grad.dres[..n * c],
+            dres,
             false,
             dw,
+            &mut grad.partial,
         );
+        let Some(lowest) = lowest else { return loss };
         for l in (lowest..arch.layers.len()).rev() {
             let need_dx = l > lowest || grads[arch.embed].is_some();
             net.layer_backward(l, ctx, data, grads, &resid[l][..n * c], &layers[l], head_work, grad, need_dx);
@@ -613,12 +615,19 @@ impl Net {
     }
 
     /// dW += dyᵀ·x and db += Σ dy for whichever of them trains; x [n, in] is only read when W trains.
-    fn linear_param_grads(lin: &Linear, grads: &mut [Option<Vec<f32>>], dy: &[f32], x: &[f32], n: usize) {
+    fn linear_param_grads(
+        lin: &Linear,
+        grads: &mut [Option<Vec<f32>>],
+        dy: &[f32],
+        x: &[f32],
+        n: usize,
+        partial: &mut Vec<f32>,
+    ) {
         if let Some(gw) = grads[lin.w].as_deref_mut() {
             matmul::at_b(dy, x, gw, lin.out, n, lin.inp, true);
         }
         if let Some(gb) = lin.b.and_then(|b| grads[b].as_deref_mut()) {
-            ops::bias_grad(&dy[..n * lin.out], gb);
+            ops::bias_grad(&dy[..n * lin.out], gb, partial);
         }
     }
 
@@ -717,24 +726,33 @@ impl Net {
         if grads[p.down_proj.w].is_some() {
             ops::swiglu_forward(gate, up, &mut w.h[..n * inter]);
         }
-        Self::linear_param_grads(&p.down_proj, grads, dres, &w.h, n);
+        Self::linear_param_grads(&p.down_proj, grads, dres, &w.h, n, &mut g.partial);
         let dgate = &mut g.dgate[..n * inter];
         let dup = &mut g.dup[..n * inter];
         matmul::a_b(dres, &data[p.down_proj.w], dgate, n, c, inter, false);
         ops::swiglu_backward(dgate, gate, up, dup);
         if Self::trains_any(&[&p.gate_proj, &p.up_proj], grads) {
             ops::rms_apply(&a.mid[..n * c], &a.rstd2[..n], &data[p.post_attention_layernorm], ln);
-            Self::linear_param_grads(&p.gate_proj, grads, dgate, ln, n);
-            Self::linear_param_grads(&p.up_proj, grads, dup, ln, n);
+            Self::linear_param_grads(&p.gate_proj, grads, dgate, ln, n, &mut g.partial);
+            Self::linear_param_grads(&p.up_proj, grads, dup, ln, n, &mut g.partial);
         }
         let dln = &mut g.dln[..n * c];
         matmul::a_b(dgate, &data[p.gate_proj.w], dln, n, inter, c, false);
         matmul::a_b(dup, &data[p.up_proj.w], dln, n, inter, c, true);
         let dw = grads[p.post_attention_layernorm].as_deref_mut();
-        ops::rms_backward(dln, &a.mid[..n * c], &a.rstd2[..n], &data[p.post_attention_layernorm], dres, true, dw);
+        ops::rms_backward(
+            dln,
+            &a.mid[..n * c],
+            &a.rstd2[..n],
+            &data[p.post_attention_layernorm],
+            dres,
+            true,
+            dw,
+            &mut g.partial,
+        );
 
         // Attention: mid = x + o(attention(q, k, v)).
-        Self::linear_param_grads(&p.o_proj, grads, dres, &a.y, n);
+        Self::linear_param_grads(&p.o_proj, grads, dres, &a.y, n, &mut g.partial);
         let dy = &mut g.dy[..n * qd];
         matmul::a_b(dres, &data[p.o_proj.w], dy, n, c, qd, false);
         let dims = AttnDims { rows: ctx.rows, cols: ctx.cols, heads, kv_heads, head_dim: hd };
@@ -748,10 +766,28 @@ impl Net {
         let (dq, dk): (&[f32], &[f32]) = match (p.q_norm, p.k_norm) {
             (Some(qn), Some(kn)) => {
                 let dw = grads[qn].as_deref_mut();
-                ops::rms_backward(dq, &a.q_in[..n * qd], &a.q_rstd[..n * heads], &data[qn], dy, false, dw);
+                ops::rms_backward(
+                    dq,
+                    &a.q_in[..n * qd],
+                    &a.q_rstd[..n * heads],
+                    &data[qn],
+                    dy,
+                    false,
+                    dw,
+                    &mut g.partial,
+                );
                 let dk_in = &mut g.dk_in[..n * kvd];
                 let dw = grads[kn].as_deref_mut();
-                ops::rms_backward(dk, &a.k_in[..n * kvd], &a.k_rstd[..n * kv_heads], &data[kn], dk_in, false, dw);
+                ops::rms_backward(
+                    dk,
+                    &a.k_in[..n * kvd],
+                    &a.k_rstd[..n * kv_heads],
+                    &data[kn],
+                    dk_in,
+                    false,
+                    dw,
+                    &mut g.partial,
+                );
                 (&*dy, &*dk_in)
             }
             _ => (&*dq, &*dk),
@@ -759,16 +795,16 @@ impl Net {
         let dv: &[f32] = dv;
         if Self::trains_any(&[&p.q_proj, &p.k_proj, &p.v_proj], grads) {
             ops::rms_apply(x, &a.rstd1[..n], &data[p.input_layernorm], ln);
-            Self::linear_param_grads(&p.q_proj, grads, dq, ln, n);
-            Self::linear_param_grads(&p.k_proj, grads, dk, ln, n);
-            Self::linear_param_grads(&p.v_proj, grads, dv, ln, n);
+            Self::linear_param_grads(&p.q_proj, grads, dq, ln, n, &mut g.partial);
+            Self::linear_param_grads(&p.k_proj, grads, dk, ln, n, &mut g.partial);
+            Self::linear_param_grads(&p.v_proj, grads, dv, ln, n, &mut g.partial);
         }
         if need_dx || grads[p.input_layernorm].is_some() {
             matmul::a_b(dq, &data[p.q_proj.w], dln, n, qd, c, false);
             matmul::a_b(dk, &data[p.k_proj.w], dln, n, kvd, c, true);
             matmul::a_b(dv, &data[p.v_proj.w], dln, n, kvd, c, true);
             let dw = grads[p.input_layernorm].as_deref_mut();
-            ops::rms_backward(dln, x, &a.rstd1[..n], &data[p.input_layernorm], dres, true, dw);
+            ops::rms_backward(dln, x, &a.rstd1[..n], &data[p.input_layernorm], dres, true, dw, &mut g.partial);
         }
     }
 
@@ -803,9 +839,10 @@ impl Net {
             let Some(g) = grad.as_mut() else { continue };
             // logits now hold d loss / d logits [rows, vocab].
             if let Some(d) = g.d_normed.as_deref_mut() {
-                // The scored rows are distinct and ascending: scatter each chunk's dx into place.
-                let mut dxs = vec![0f32; rows * c];
-                matmul::a_b(logits, weight, &mut dxs, rows, vocab, c, false);
+                // The scored rows are distinct: scatter each chunk's dx into place.
+                w.dxs.resize(w.chunk * c, 0.0);
+                let dxs = &mut w.dxs[..rows * c];
+                matmul::a_b(logits, weight, dxs, rows, vocab, c, false);
                 for (row, &at) in dxs.chunks_exact(c).zip(&ctx.at[c0..c0 + rows]) {
                     d[at as usize * c..(at as usize + 1) * c].copy_from_slice(row);
                 }

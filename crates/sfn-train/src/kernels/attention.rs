@@ -56,62 +56,65 @@ pub fn forward(d: Dims, scale: f32, lo: &[u32], q: &[f32], k: &[f32], v: &[f32],
     assert!(lo.len() >= n && q.len() >= n * qd && k.len() >= n * kvd && v.len() >= n * kvd);
     assert!(y.len() >= n * qd && lse.len() >= rows * nh * t);
     let (yp, lp) = (Shared(y.as_mut_ptr()), Shared(lse.as_mut_ptr()));
-    (0..rows * nh).into_par_iter().for_each(|task| {
-        let (b, h) = (task / nh, task % nh);
-        let g = h / n_rep;
-        let lo = &lo[b * t..(b + 1) * t];
-        let mut s = vec![0f32; QB * t];
-        for i0 in (0..t).step_by(QB) {
-            let i1 = (i0 + QB).min(t);
-            let bq = i1 - i0;
-            let (kl, kh) = key_range(lo, i0, i1);
-            let w = kh - kl;
-            // SAFETY: q/k/v reads stay inside this row's [cols, ·] slices (checked lengths above);
-            // s is this task's own buffer; y rows b·t+i0..b·t+i1, columns h·hd.. are written by this
-            // task only (one task per (row, head)).
-            unsafe {
-                // S [bq, w] = scale · Q[i0..i1] · K[kl..kh]ᵀ
-                strided(
-                    bq,
-                    w,
-                    hd,
-                    Strided { ptr: s.as_mut_ptr(), rs: w, cs: 1 },
-                    Strided { ptr: q.as_ptr().add((b * t + i0) * qd + h * hd), rs: qd, cs: 1 },
-                    Strided { ptr: k.as_ptr().add((b * t + kl) * kvd + g * hd), rs: 1, cs: kvd },
-                    false,
-                    scale,
-                    false,
-                );
+    // Scores [QB, cols] per rayon job (not per task: no allocation per (row, head)).
+    (0..rows * nh).into_par_iter().for_each_init(
+        || vec![0f32; QB * t],
+        |s, task| {
+            let (b, h) = (task / nh, task % nh);
+            let g = h / n_rep;
+            let lo = &lo[b * t..(b + 1) * t];
+            for i0 in (0..t).step_by(QB) {
+                let i1 = (i0 + QB).min(t);
+                let bq = i1 - i0;
+                let (kl, kh) = key_range(lo, i0, i1);
+                let w = kh - kl;
+                // SAFETY: q/k/v reads stay inside this row's [cols, ·] slices (checked lengths above);
+                // s is this task's own buffer; y rows b·t+i0..b·t+i1, columns h·hd.. are written by this
+                // task only (one task per (row, head)).
+                unsafe {
+                    // S [bq, w] = scale · Q[i0..i1] · K[kl..kh]ᵀ
+                    strided(
+                        bq,
+                        w,
+                        hd,
+                        Strided { ptr: s.as_mut_ptr(), rs: w, cs: 1 },
+                        Strided { ptr: q.as_ptr().add((b * t + i0) * qd + h * hd), rs: qd, cs: 1 },
+                        Strided { ptr: k.as_ptr().add((b * t + kl) * kvd + g * hd), rs: 1, cs: kvd },
+                        false,
+                        scale,
+                        false,
+                    );
+                }
+                for r in 0..bq {
+                    let i = i0 + r;
+                    let (a, e) = (lo[i] as usize - kl, i + 1 - kl);
+                    let row = &mut s[r * w..(r + 1) * w];
+                    row[..a].fill(0.0);
+                    row[e..].fill(0.0);
+                    let m = simd::row_max(&row[a..e]);
+                    let sum = simd::exp_shifted(&mut row[a..e], m);
+                    simd::scale(&mut row[a..e], (1.0 / sum) as f32);
+                    // SAFETY: lse[b, h, i] belongs to this task.
+                    unsafe { *lp.get().add((b * nh + h) * t + i) = (m as f64 + sum.ln()) as f32 };
+                }
+                // SAFETY: as above; Y[i0..i1, head h] is this task's.
+                unsafe {
+                    // Y[i0..i1, h] = P · V[kl..kh]
+                    strided(
+                        bq,
+                        hd,
+                        w,
+                        Strided { ptr: yp.get().add((b * t + i0) * qd + h * hd), rs: qd, cs: 1 },
+                        Strided { ptr: s.as_ptr(), rs: w, cs: 1 },
+                        Strided { ptr: v.as_ptr().add((b * t + kl) * kvd + g * hd), rs: kvd, cs: 1 },
+                        false,
+                        1.0,
+                        false,
+                    );
+                }
             }
-            for r in 0..bq {
-                let i = i0 + r;
-                let (a, e) = (lo[i] as usize - kl, i + 1 - kl);
-                let row = &mut s[r * w..(r + 1) * w];
-                row[..a].fill(0.0);
-                row[e..].fill(0.0);
-                let m = simd::row_max(&row[a..e]);
-                let sum = simd::exp_shifted(&mut row[a..e], m);
-                simd::scale(&mut row[a..e], (1.0 / sum) as f32);
-                // SAFETY: lse[b, h, i] belongs to this task.
-                unsafe { *lp.get().add((b * nh + h) * t + i) = (m as f64 + sum.ln()) as f32 };
-            }
-            // SAFETY: as above; Y[i0..i1, head h] is this task's.
-            unsafe {
-                // Y[i0..i1, h] = P · V[kl..kh]
-                strided(
-                    bq,
-                    hd,
-                    w,
-                    Strided { ptr: yp.get().add((b * t + i0) * qd + h * hd), rs: qd, cs: 1 },
-                    Strided { ptr: s.as_ptr(), rs: w, cs: 1 },
-                    Strided { ptr: v.as_ptr().add((b * t + kl) * kvd + g * hd), rs: kvd, cs: 1 },
-                    false,
-                    1.0,
-                    false,
-                );
-            }
-        }
-    });
+        },
+    );
 }
 
 /// Gradients of `forward`: dq (written), dk and dv (written: zeroed, then summed over the heads of
@@ -137,7 +140,9 @@ pub fn backward(
     assert!(lse.len() >= rows * nh * t && dy.len() >= n * qd);
     assert!(dq.len() >= n * qd && dk.len() >= n * kvd && dv.len() >= n * kvd);
     let (dqp, dkp, dvp) = (Shared(dq.as_mut_ptr()), Shared(dk.as_mut_ptr()), Shared(dv.as_mut_ptr()));
-    (0..rows * nkv).into_par_iter().for_each(|task| {
+    // P and dS [QB, cols] per rayon job.
+    let scratch = || (vec![0f32; QB * t], vec![0f32; QB * t]);
+    (0..rows * nkv).into_par_iter().for_each_init(scratch, |(p, ds), task| {
         let (b, g) = (task / nkv, task % nkv);
         let lo = &lo[b * t..(b + 1) * t];
         // SAFETY (all unsafe blocks of this task): reads stay inside row b's slices (lengths
@@ -149,8 +154,6 @@ pub fn backward(
                 std::ptr::write_bytes(dvp.get().add((b * t + i) * kvd + g * hd), 0, hd);
             }
         }
-        let mut p = vec![0f32; QB * t];
-        let mut ds = vec![0f32; QB * t];
         let kg = unsafe { k.as_ptr().add(b * t * kvd + g * hd) };
         let vg = unsafe { v.as_ptr().add(b * t * kvd + g * hd) };
         for h in g * n_rep..(g + 1) * n_rep {

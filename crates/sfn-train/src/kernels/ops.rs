@@ -37,7 +37,8 @@ pub fn rms_apply(x: &[f32], rstd: &[f32], w: &[f32], y: &mut [f32]) {
 }
 
 /// Backward of `rms_forward`: dx [rows, dim] (written, or added to when `accumulate`) and, when
-/// `dw` is given, dw [dim] += Σ_rows dy·x·rstd.
+/// `dw` is given, dw [dim] += Σ_rows dy·x·rstd. `partial` is scratch for per-piece sums of dw
+/// (grown as needed, so that steps do not allocate).
 #[allow(clippy::too_many_arguments)]
 pub fn rms_backward(
     dy: &[f32],
@@ -47,6 +48,7 @@ pub fn rms_backward(
     dx: &mut [f32],
     accumulate: bool,
     dw: Option<&mut [f32]>,
+    partial: &mut Vec<f32>,
 ) {
     let dim = w.len();
     let pieces = rstd.len().div_ceil(ROWS);
@@ -64,7 +66,7 @@ pub fn rms_backward(
     match dw {
         Some(dw) => {
             // Per-piece partial sums of dw [pieces, dim], added in piece order.
-            let mut partial = vec![0f32; pieces * dim];
+            let partial = zeroed(partial, pieces * dim);
             it.zip(partial.par_chunks_mut(dim)).for_each(|((((dx, dy), x), r), part)| piece(dx, dy, x, r, Some(part)));
             for part in partial.chunks_exact(dim) {
                 simd::add(dw, part);
@@ -72,6 +74,16 @@ pub fn rms_backward(
         }
         None => it.for_each(|(((dx, dy), x), r)| piece(dx, dy, x, r, None)),
     }
+}
+
+/// The first `len` values of `buf`, zeroed (growing it if needed).
+fn zeroed(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let part = &mut buf[..len];
+    part.fill(0.0);
+    part
 }
 
 /// Rotary embedding in place over x [rows, width] (width = heads·head_dim), row i at position
@@ -110,11 +122,11 @@ pub fn add_bias(y: &mut [f32], b: &[f32]) {
     });
 }
 
-/// db [width] += Σ_rows dy, dy [rows, width].
-pub fn bias_grad(dy: &[f32], db: &mut [f32]) {
+/// db [width] += Σ_rows dy, dy [rows, width]; `partial` is scratch as for `rms_backward`.
+pub fn bias_grad(dy: &[f32], db: &mut [f32], partial: &mut Vec<f32>) {
     let width = db.len();
     let pieces = dy.len().div_ceil(ROWS * width);
-    let mut partial = vec![0f32; pieces * width];
+    let partial = zeroed(partial, pieces * width);
     partial.par_chunks_mut(width).zip(dy.par_chunks(ROWS * width)).for_each(|(part, dy)| {
         for row in dy.chunks_exact(width) {
             simd::add(part, row);
@@ -165,6 +177,11 @@ pub fn cross_entropy(logits: &mut [f32], vocab: usize, targets: &[u32], grad_sca
 pub fn sum_sq(x: &[f32]) -> f64 {
     let parts: Vec<f64> = x.par_chunks(ELEMS).map(simd::sum_sq_f64).collect();
     parts.iter().sum()
+}
+
+/// x ← 0.
+pub fn zero(x: &mut [f32]) {
+    x.par_chunks_mut(ELEMS).for_each(|x| x.fill(0.0));
 }
 
 /// x ← x·k.

@@ -95,7 +95,7 @@ fn rms_norm_matches_reference_both_ways() {
     let (mut y, mut r) = (vec![0f32; rows * dim], vec![0f32; rows]);
     ops::rms_forward(&x, &w, 1e-5, &mut y, &mut r);
     let (mut dx, mut dw) = (vec![0f32; rows * dim], vec![0f32; dim]);
-    ops::rms_backward(&dy, &x, &r, &w, &mut dx, false, Some(&mut dw));
+    ops::rms_backward(&dy, &x, &r, &w, &mut dx, false, Some(&mut dw), &mut Vec::new());
     let (mut y2, mut dx2, mut dw2) = (vec![0f32; rows * dim], vec![0f32; rows * dim], vec![0f32; dim]);
     for (i, &ri) in r.iter().enumerate() {
         let s = i * dim..(i + 1) * dim;
