@@ -258,3 +258,58 @@ fn bad_input_is_an_error_naming_what_is_wrong() {
     let e = TrainModel::load(&Lying(open("llama-untied-linrope")), Trainable::Names(&[])).unwrap_err().to_string();
     assert!(e.contains("model.layers.1.self_attn.k_proj.weight: has shape [3, 32], the config implies [8, 32]"), "{e}");
 }
+
+#[test]
+fn quantized_gguf_trains_in_f32_and_o_proj_bias_gradients_match_finite_differences() {
+    // A GGUF with Q4_0/Q4_1/Q8_0/F16 tensors and biases on q, k, v and o: widened to f32 on load.
+    let path = fixture("../../../sfn-checkpoint/tests/fixtures/gguf/tiny-llama.gguf");
+    let ck = Checkpoint::open(&path).unwrap();
+    let mut m = TrainModel::load(&ck, Trainable::Selector(&Selector::parse("all").unwrap())).unwrap();
+    let opts = sfn_model::LoadOptions { dequantize: true, ..Default::default() };
+    let runtime = sfn_model::Model::load(&ck, &opts).unwrap();
+    let ex = examples(30, 2, 7, 11, 64);
+    let batch = Batch::padded(&ex, 11, 0).unwrap();
+    let logits = m.logits(&batch).unwrap();
+    let (mut worst, mut scale) = (0f32, 0f32);
+    for (r, e) in ex.iter().enumerate() {
+        let want = runtime.forward(&e.tokens, &mut sfn_model::Hooks::new()).unwrap();
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (d, s) = max_diff(&logits[r * 11 * 64..(r * 11 + e.tokens.len()) * 64], &want);
+        (worst, scale) = (worst.max(d), scale.max(s));
+    }
+    println!("gguf: logits max|diff| vs sfn-model (dequantized) {worst:.2e} (max|logit| {scale:.1})");
+    assert!(worst <= 1e-5 * scale.max(1.0));
+
+    let targets = batch.num_targets();
+    m.forward_backward(&batch, targets).unwrap();
+    assert!(m.params().all(|p| p.grad.unwrap().iter().any(|&g| g != 0.0)), "a tensor got no gradient");
+    // Central differences of the mean loss at each tensor's largest gradient, o_proj biases among
+    // them (the transformers fixtures have none).
+    for name in [
+        "model.layers.0.self_attn.o_proj.bias",
+        "model.layers.1.self_attn.o_proj.bias",
+        "model.layers.0.self_attn.k_proj.bias",
+        "model.layers.1.mlp.down_proj.weight",
+        "model.embed_tokens.weight",
+    ] {
+        let g = m.param(name).unwrap().grad.unwrap();
+        let idx = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap();
+        let analytic = g[idx] as f64;
+        // A step that moves the loss by about 1e-2: small enough for the curvature, large enough
+        // for f32 rounding.
+        let eps = 1e-2 / g[idx].abs().max(1.0);
+        let at = |m: &mut TrainModel, delta: f32| {
+            m.param_mut(name).unwrap()[idx] += delta;
+            let s = m.loss(&batch).unwrap();
+            s.loss_sum / targets as f64
+        };
+        let up = at(&mut m, eps);
+        let down = at(&mut m, -2.0 * eps);
+        at(&mut m, eps);
+        let numeric = (up - down) / (2.0 * eps as f64);
+        let diff = (numeric - analytic).abs();
+        println!("  {name}[{idx}]: analytic {analytic:.6e} numeric {numeric:.6e} rel {:.1e}", diff / analytic.abs());
+        // 1e-5 absolute: the f32 loss's rounding divided by the step.
+        assert!(diff <= 1e-2 * analytic.abs() + 1e-5, "{name}[{idx}]: finite differences disagree");
+    }
+}
