@@ -529,7 +529,10 @@ impl TrainModel {
         };
         let loss = net.head(ctx, data, &normed[..n * c], head_work, Some(head_grad));
         head_work.ln = normed;
-        // Through the final norm (need_dnormed holds here: the head's gradient was wanted).
+        if !need_dnormed {
+            return loss;
+        }
+        // Through the final norm.
         let last = &resid[arch.layers.len()][..n * c];
         let dw = grads[arch.norm].as_deref_mut();
         let dres = &mut grad.dres[..n * c];

@@ -77,9 +77,15 @@ fn mistral_sliding_window_matches_transformers() {
 
 #[test]
 fn partial_trainable_set_freezes_the_rest_bit_for_bit() {
-    for (name, selector) in
-        [("qwen2-tied-bias", "o_proj,norms,embed,lm_head"), ("llama-untied-linrope", "layers[1].mlp,q_norm,lm_head,k")]
-    {
+    // Sets that stop the backward pass at different places: at the embedding, at layer 0 without
+    // its input gradient, inside layer 1, at the final norm, at the head.
+    for (name, selector) in [
+        ("qwen2-tied-bias", "o_proj,norms,embed,lm_head"),
+        ("llama-untied-linrope", "layers[1].mlp,q_norm,lm_head,k"),
+        ("qwen3-qknorm", "layers[1].attn"),
+        ("mistral-window", "final_norm"),
+        ("llama-untied-linrope", "lm_head"),
+    ] {
         // q_norm matches nothing in a Llama, but the selector as a whole matches: fine.
         let model = check_gradients(name, selector);
         let frozen = model.params().filter(|p| !p.trainable()).count();
