@@ -11,10 +11,11 @@
 //! and the next-token cross-entropy of transformers' `ForCausalLMLoss`.
 //!
 //! Work runs on the current rayon pool (the caller's `ThreadPool::install`, else rayon's global
-//! pool). Results are bit-identical for identical inputs whatever the number of threads: every
-//! kernel cuts work into pieces of fixed size and sums pieces in order, and gemm splits only output
-//! tiles. Limits: f32 only; no dropout; one device (the CPU); rope tables hold at most 32768
-//! positions, as in sfn-model.
+//! pool). On a given CPU, results are bit-identical for identical inputs whatever the number of
+//! threads: every kernel cuts work into pieces of fixed size and sums pieces in order, and gemm
+//! splits only output tiles (another CPU may pick other gemm micro-kernels, hence other roundings).
+//! Limits: f32 only; no dropout; one device (the CPU); rope tables hold at most 32768 positions, as
+//! in sfn-model.
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
