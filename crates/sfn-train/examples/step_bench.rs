@@ -16,7 +16,7 @@
 
 use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::ModelConfig;
-use sfn_train::rng::Rng;
+use sfn_run::SplitMix64 as Rng;
 use sfn_train::{AdamW, Batch, Optimizer, OptimizerKind, TrainModel, Trainable};
 use std::time::Instant;
 

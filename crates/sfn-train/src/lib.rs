@@ -19,7 +19,6 @@ mod kernels;
 pub mod model;
 pub mod optim;
 pub mod params;
-pub mod rng;
 pub mod schedule;
 
 pub use batch::{Batch, Sequence, IGNORE};

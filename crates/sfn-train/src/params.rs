@@ -8,10 +8,10 @@
 //! `trained_tensor` says which stored tensor a name like `lm_head.weight` trains.
 
 use crate::error::{Error, Result};
-use crate::rng::Rng;
 use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::ModelConfig;
 use sfn_model::WeightSource;
+use sfn_run::SplitMix64 as Rng;
 use std::collections::HashMap;
 
 /// The name transformers gives the output projection.
@@ -222,7 +222,7 @@ impl Store {
                 } else if shape.len() == 1 {
                     vec![1.0; n]
                 } else {
-                    (0..n).map(|_| rng.normal() * std).collect()
+                    (0..n).map(|_| rng.normal() as f32 * std).collect()
                 }
             })
             .collect();

@@ -9,7 +9,7 @@ use common::*;
 use sfn_checkpoint::selector::Selector;
 use sfn_checkpoint::{Checkpoint, DType, ModelConfig};
 use sfn_model::WeightSource;
-use sfn_train::rng::Rng;
+use sfn_run::SplitMix64 as Rng;
 use sfn_train::{AdamW, Batch, Decay, Optimizer, OptimizerKind, Schedule, Sequence, TrainModel, Trainable};
 
 fn config(family: &str, vocab: usize, hidden: usize, tied: bool) -> ModelConfig {

@@ -4,7 +4,7 @@
 
 use super::attention::{self, Dims};
 use super::{ops, simd};
-use crate::rng::Rng;
+use sfn_run::SplitMix64 as Rng;
 
 fn rms_forward(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) -> f32 {
     let ms = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len() as f64;
@@ -62,7 +62,7 @@ fn attention_forward(d: Dims, scale: f32, lo: &[u32], q: &[f32], k: &[f32], v: &
 }
 
 fn random(rng: &mut Rng, n: usize, std: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.normal() * std).collect()
+    (0..n).map(|_| rng.normal() as f32 * std).collect()
 }
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
