@@ -389,6 +389,31 @@ pub fn write_checkpoint(
     Ok(WriteSummary { dir: out.to_path_buf(), shards: shard_names, total_bytes })
 }
 
+/// Write a checkpoint into `dir`, a directory that exists and holds other files (a training run's
+/// directory, with its log): the checkpoint is written whole into a temporary directory inside
+/// it, then each file is renamed into `dir`, config.json last, so a reader that finds config.json
+/// finds every weight file (each rename is atomic; the set of them is not).
+pub fn write_checkpoint_into(
+    dir: &Path,
+    specs: &[TensorSpec],
+    opts: &WriteOptions,
+    fill: impl FnMut(&TensorSpec, &mut dyn Write) -> Result<()>,
+) -> Result<WriteSummary> {
+    let tmp = dir.join(".checkpoint.partial");
+    let summary = write_checkpoint(&tmp, specs, &WriteOptions { overwrite: true, ..opts.clone() }, fill)?;
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    names.sort_by_key(|n| (n == "config.json", n.clone()));
+    for name in names {
+        let to = dir.join(&name);
+        std::fs::rename(tmp.join(&name), &to).map_err(|e| Error::io(&to, e))?;
+    }
+    std::fs::remove_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    Ok(WriteSummary { dir: dir.to_path_buf(), ..summary })
+}
+
 /// The JSON header of one shard, padded with spaces to a multiple of 8 bytes (as the safetensors
 /// library does) so tensor data stays aligned.
 fn shard_header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Vec<u8> {

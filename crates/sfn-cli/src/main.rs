@@ -35,6 +35,10 @@ enum Command {
     MergeSweep(cmd::sweep::MergeArgs),
     /// Destruction sweep (paper Table 3): evaluate A with each module × method over a layer range.
     DestroySweep(cmd::sweep::DestroyArgs),
+    /// Freeze stethoscope: fine-tune A with only the chosen modules trainable; writes a checkpoint.
+    Freeze(cmd::freeze::Args),
+    /// Freeze sweep (paper Table 2): one fine-tuning run per trainable set (F1..F4), evaluated.
+    FreezeSweep(cmd::freeze::SweepArgs),
     /// Evaluate a model (or grade recorded outputs) on a task file: accuracy with a 95% CI, output levels I-IV.
     Eval(cmd::eval::Args),
     /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
@@ -59,6 +63,8 @@ fn main() {
         Command::Destroy(args) => cmd::destroy::run(args),
         Command::MergeSweep(args) => cmd::sweep::run_merge(args),
         Command::DestroySweep(args) => cmd::sweep::run_destroy(args),
+        Command::Freeze(args) => cmd::freeze::run(args),
+        Command::FreezeSweep(args) => cmd::freeze::run_sweep(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Trace(args) => cmd::trace::run(args),

@@ -68,7 +68,7 @@ impl EvalError {
 }
 
 /// The JSON type of a value, for "must be a string, found a number" messages.
-pub(crate) fn json_type(v: &serde_json::Value) -> &'static str {
+pub fn json_type(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",

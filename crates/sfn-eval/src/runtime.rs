@@ -19,7 +19,7 @@
 
 use crate::decode::DecodeSettings;
 use crate::generate::{Deliver, FinishReason, Generation, Generator, ReferenceScorer, TokenCountKind};
-use crate::prompt::{Prompt, PromptBody, Role};
+use crate::prompt::{Prompt, PromptBody};
 use crate::run::{run_job, EvalJob, EvalOutcome, SampleSource};
 use crate::GenerateError;
 use sfn_checkpoint::Checkpoint;
@@ -58,7 +58,7 @@ impl<'a> ModelRunner<'a> {
                 let chat =
                     self.chat.as_ref().map_err(|why| format!("chat mode needs the model's chat template: {why}"))?;
                 let messages: Vec<sfn_model::Message> =
-                    messages.iter().map(|m| sfn_model::Message::new(role_name(&m.role), &m.content)).collect();
+                    messages.iter().map(|m| sfn_model::Message::new(m.role.name(), &m.content)).collect();
                 // The rendered text carries its own special tokens.
                 self.tokenizer.encode(&chat.render(&messages, true)?, false)?
             }
@@ -84,14 +84,6 @@ impl<'a> ModelRunner<'a> {
             skip_special: true,
             streams,
         }
-    }
-}
-
-fn role_name(role: &Role) -> &'static str {
-    match role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
     }
 }
 

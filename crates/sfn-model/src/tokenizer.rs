@@ -252,6 +252,34 @@ impl Tokenizer {
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
+
+    /// This tokenizer as Hugging Face files, for a checkpoint written from a GGUF model:
+    /// tokenizer.json (with a post-processor that adds BOS where GGUF says to) and
+    /// tokenizer_config.json (BOS, EOS and the chat template). `Tokenizer::from_hf_dir` and
+    /// transformers read them back as the same tokenizer.
+    pub fn hf_files(&self) -> Result<Vec<(String, String)>> {
+        let mut inner = self.inner.clone();
+        if let (Some(id), Some(bos)) = (self.prepend_bos, &self.bos_token) {
+            let post = tokenizers::processors::template::TemplateProcessing::builder()
+                .try_single(format!("{bos}:0 $A:0"))
+                .and_then(|b| b.try_pair(format!("{bos}:0 $A:0 $B:1")))
+                .map_err(tk_err)?
+                .special_tokens(vec![(bos.clone(), id)])
+                .build()
+                .map_err(tk_err)?;
+            inner.with_post_processor(Some(post));
+        }
+        let config = serde_json::json!({
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "chat_template": self.chat_template,
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        });
+        Ok(vec![
+            ("tokenizer.json".into(), inner.to_string(true).map_err(tk_err)?),
+            ("tokenizer_config.json".into(), serde_json::to_string_pretty(&config).expect("plain data")),
+        ])
+    }
 }
 
 fn dedup(v: &mut Vec<u32>) {

@@ -8,13 +8,15 @@
 //! - [`provenance`]: who ran what on which inputs, with which spec and seed, from when to when;
 //! - [`rundir`]: the run directory and its `run.json` manifest (kind, spec, status, files);
 //! - [`rng`]: the seeded SplitMix64 generator every random choice in sfn draws from;
-//! - [`progress`]: how long-running library calls report progress without printing.
+//! - [`progress`]: how long-running library calls report progress without printing;
+//! - [`memory`]: the peak resident memory a run reports.
 //!
 //! It sits below every other sfn crate and depends on none of them.
 
 pub mod atomic;
 pub mod error;
 pub mod fingerprint;
+pub mod memory;
 pub mod progress;
 pub mod provenance;
 pub mod rng;

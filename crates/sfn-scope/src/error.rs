@@ -14,6 +14,9 @@ pub enum Error {
     /// Building a variant's model failed.
     #[error(transparent)]
     Model(#[from] sfn_model::Error),
+    /// Training failed (data, trainable set, optimizer, saves).
+    #[error(transparent)]
+    Train(#[from] sfn_train::Error),
     /// Writing the run directory failed.
     #[error(transparent)]
     Run(#[from] sfn_run::Error),

@@ -5,13 +5,17 @@
 //! - `edit/`: one merge or destruction, written as a checkpoint and/or evaluated in memory
 //!   (`sfn merge`, `sfn destroy`);
 //! - `sweep/`: merge and destruction sweeps, one variant per module, the paper's Tables 1 and 3
-//!   (`sfn merge-sweep`, `sfn destroy-sweep`).
+//!   (`sfn merge-sweep`, `sfn destroy-sweep`);
+//! - `freeze/`: fine-tuning with only chosen modules trainable, and the paper's Table 2
+//!   (`sfn freeze`, `sfn freeze-sweep`).
 //!
 //! Library only: no printing (callers pass a `sfn_run::Progress`), typed errors.
 
 pub mod delta;
 pub mod edit;
 pub mod error;
+pub mod figure;
+pub mod freeze;
 pub mod sweep;
 
 pub use error::{Error, Result};

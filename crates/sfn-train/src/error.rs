@@ -25,12 +25,19 @@ pub enum Error {
     /// Optimizer state that does not fit the model (names, shapes) or settings out of range.
     #[error("optimizer: {0}")]
     Optimizer(String),
+    /// A training file or a training directory (log, saves) that cannot be used; the message
+    /// names the file (and line).
+    #[error("{0}")]
+    Data(String),
+    /// Writing the run directory failed.
+    #[error(transparent)]
+    Run(#[from] sfn_run::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn tensor(name: impl Into<String>, msg: impl Into<String>) -> Self {
+    pub fn tensor(name: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Tensor { name: name.into(), msg: msg.into() }
     }
     pub(crate) fn batch(msg: impl Into<String>) -> Self {

@@ -14,12 +14,15 @@
 //! model and evaluation are built on top of this crate, not in it.
 
 pub mod batch;
+pub mod data;
 pub mod error;
 mod kernels;
 pub mod model;
 pub mod optim;
 pub mod params;
 pub mod schedule;
+pub mod trainer;
+pub mod view;
 
 pub use batch::{Batch, Sequence, IGNORE};
 pub use error::{Error, Result};

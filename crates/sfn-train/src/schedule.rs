@@ -13,7 +13,9 @@
 //! With W = 0 the first step uses the peak. Past S the rate stays at M (transformers' cosine would
 //! rise again; its linear schedule clamps at 0).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
 pub enum Decay {
     Constant,
     Linear,

@@ -3,6 +3,7 @@ pub mod convert;
 pub mod delta;
 pub mod destroy;
 pub mod eval;
+pub mod freeze;
 pub mod generate;
 pub mod inspect;
 pub mod merge;

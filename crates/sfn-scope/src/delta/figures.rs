@@ -10,34 +10,23 @@
 
 use super::aggregate::{Aggregates, Metric};
 use super::DeltaResult;
-use crate::error::{Error, Result};
-use sfn_report::{save, Bar, BarChart, Heatmap, Histogram, HistogramCell, HistogramGrid};
+use crate::error::Result;
+use crate::figure;
+use sfn_report::{Bar, BarChart, Heatmap, Histogram, HistogramCell, HistogramGrid};
 use sfn_run::RunDir;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// At most this many rows in the histogram grid unless the caller picks `every`.
 const MAX_GRID_ROWS: usize = 8;
 
-fn saved(stem: &Path, r: sfn_report::Result<Vec<PathBuf>>) -> Result<Vec<PathBuf>> {
-    r.map_err(|e| Error::Figure { path: stem.to_path_buf(), msg: e.to_string() })
-}
-
-/// Draw every figure into the run directory; `every`: layer step of the histogram grid (None:
-/// automatic). Returns the files written (SVG and PNG of each), listed in run.json.
+/// Draw every figure into the run directory (listed in run.json); `every`: layer step of the
+/// histogram grid (None: automatic). Returns the files written (SVG and PNG of each).
 pub fn write_figures(
     run: &mut RunDir,
     result: &DeltaResult,
     agg: &Aggregates,
     every: Option<usize>,
 ) -> Result<Vec<PathBuf>> {
-    let written = draw(run.path(), result, agg, every)?;
-    for p in &written {
-        run.record(&p.file_name().expect("figures have names").to_string_lossy())?;
-    }
-    Ok(written)
-}
-
-fn draw(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: Option<usize>) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     // Columns of the grids: module kinds that occur per layer.
     let layered: Vec<&String> =
@@ -69,8 +58,7 @@ fn draw(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: Option<usize>
                 values,
             );
             fig.value_label = label.into();
-            let stem = dir.join(stem);
-            written.extend(saved(&stem, save(&fig, &stem))?);
+            written.extend(figure::save(run, &fig, stem)?);
         }
     }
 
@@ -108,8 +96,7 @@ fn draw(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: Option<usize>
         fig.x_label = "module".into();
         fig.range_label = "min … max over layers".into();
         fig.points_label = "one layer".into();
-        let stem = dir.join("delta_modules");
-        written.extend(saved(&stem, save(&fig, &stem))?);
+        written.extend(figure::save(run, &fig, "delta_modules")?);
     }
 
     // Histogram grid: the projections (norm vectors are too short for a shape to mean much).
@@ -140,8 +127,7 @@ fn draw(dir: &Path, result: &DeltaResult, agg: &Aggregates, every: Option<usize>
         );
         fig.x_range = Some((-super::stats::CLIP, super::stats::CLIP));
         fig.x_label = "relative change".into();
-        let stem = dir.join("delta_histograms");
-        written.extend(saved(&stem, save(&fig, &stem))?);
+        written.extend(figure::save(run, &fig, "delta_histograms")?);
     }
     Ok(written)
 }

@@ -97,13 +97,7 @@ pub fn write(run: &mut RunDir, title: &str, rows: &[Row]) -> Result<Vec<PathBuf>
     fig.value_label = "share of samples".into();
     fig.range = Some((0.0, 1.0));
     fig.annotate = true;
-    let stem = run.join("sweep_levels");
-    let figures =
-        sfn_report::save(&fig, &stem).map_err(|e| Error::Figure { path: stem.clone(), msg: e.to_string() })?;
-    for p in &figures {
-        run.record(&p.file_name().expect("figures have names").to_string_lossy())?;
-    }
-    written.extend(figures);
+    written.extend(crate::figure::save(run, &fig, "sweep_levels")?);
     Ok(written)
 }
 
