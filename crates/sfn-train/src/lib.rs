@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod data;
 pub mod error;
+pub mod export;
 mod kernels;
 pub mod model;
 pub mod optim;

@@ -475,7 +475,7 @@ fn restore(save: &Path, model: &mut TrainModel, opt: &mut Optimizer, fingerprint
             save.display()
         )));
     }
-    let ck = Checkpoint::open(save)?;
+    let ck = Checkpoint::open(save.join(sfn_checkpoint::checkpoint::SINGLE_FILE))?;
     let trainable: Vec<String> = model.params().filter(|p| p.trainable()).map(|p| p.name.to_string()).collect();
     for name in &trainable {
         let data = ck.read_f32(ck.tensor(&format!("param.{name}"))?)?;
