@@ -5,7 +5,9 @@
 //!   unambiguous and the chain of steps is the reasoning a model has to do. Each problem comes with
 //!   its worked solution (one sentence and one equation per step, ending in \boxed{answer}): the
 //!   reasoning traces a model is fine-tuned on.
-//! - open conversation prompts (letters, advice, explanations) from templates x topics.
+//! - open conversation prompts (letters, advice, explanations) from templates x topics, and
+//!   conversations: the same prompts with a fluent, on-topic reply composed from phrase banks (the
+//!   lab's "base language" corpus).
 //!
 //! The same (count, depth, size, seed) always gives the same tasks: the generator draws only from
 //! [`SplitMix64`], whose stream is fixed.
@@ -22,6 +24,22 @@ pub struct ArithmeticSpec {
     /// Largest operand (2..=1_000_000).
     pub size: u64,
     pub seed: u64,
+    /// Which operations a step may use.
+    #[serde(default)]
+    pub ops: Ops,
+}
+
+/// The operations of arithmetic problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Ops {
+    /// Adding, giving away, buying bags, doubling or tripling, sharing into boxes, selling packs.
+    #[default]
+    All,
+    /// Only adding ("finds k more") and subtracting ("gives k to a friend"): what a small model
+    /// can learn to work out step by step in minutes.
+    AddSub,
 }
 
 const NAMES: [(&str, &str); 10] = [
@@ -53,6 +71,16 @@ pub fn arithmetic_tasks(spec: &ArithmeticSpec) -> Result<Vec<Task>> {
     Ok(arithmetic_worked(spec)?.into_iter().map(|w| w.task).collect())
 }
 
+impl Worked {
+    /// The answer stated without the steps ("Mia has 14 apples now. The answer is \boxed{14}."):
+    /// the last sentences of the worked solution.
+    pub fn stated(&self) -> &str {
+        let name = self.completion.split(' ').next().unwrap_or("");
+        let at = self.completion.rfind(&format!("{name} has ")).unwrap_or(0);
+        &self.completion[at..]
+    }
+}
+
 /// The problems of `arithmetic_tasks` with their worked solutions (the same problems: the
 /// solutions draw nothing from the generator).
 pub fn arithmetic_worked(spec: &ArithmeticSpec) -> Result<Vec<Worked>> {
@@ -65,7 +93,7 @@ pub fn arithmetic_worked(spec: &ArithmeticSpec) -> Result<Vec<Worked>> {
     let mut rng = SplitMix64::new(spec.seed);
     Ok((0..spec.count)
         .map(|i| {
-            let (prompt, answer, completion) = arithmetic_problem(&mut rng, spec.depth, spec.size);
+            let (prompt, answer, completion) = arithmetic_problem(&mut rng, spec.depth, spec.size, spec.ops);
             let task = Task {
                 id: format!("arith-{}-{i:04}", spec.seed),
                 prompt,
@@ -79,7 +107,7 @@ pub fn arithmetic_worked(spec: &ArithmeticSpec) -> Result<Vec<Worked>> {
 
 /// One problem: returns (text, answer, worked solution). Amounts are kept below `cap` so that
 /// multiplications cannot overflow and numbers stay readable.
-fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String, u64, String) {
+fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64, ops: Ops) -> (String, u64, String) {
     let &(name, he) = rng.pick(&NAMES);
     let item = *rng.pick(&ITEMS);
     let cap = size.saturating_mul(size).max(100);
@@ -92,7 +120,11 @@ fn arithmetic_problem(rng: &mut SplitMix64, depth: usize, size: u64) -> (String,
         let before = v;
         // Try operations in a random order until one keeps the amount valid (>= 0, exact, < cap).
         loop {
-            match rng.below(6) {
+            let op = match ops {
+                Ops::All => rng.below(6),
+                Ops::AddSub => rng.below(2),
+            };
+            match op {
                 0 => {
                     let k = rng.range(1, size);
                     if v + k > cap {
@@ -209,18 +241,127 @@ const PHENOMENA: [&str; 6] = [
     "bread rises in the oven",
 ];
 
+/// One conversation prompt's choices: its template (index into `TEMPLATES`) and subjects.
+struct ConversationDraw {
+    template: usize,
+    topic: &'static str,
+    activity: &'static str,
+    phenomenon: usize,
+}
+
+impl ConversationDraw {
+    fn new(rng: &mut SplitMix64) -> ConversationDraw {
+        let template = rng.below(TEMPLATES.len() as u64) as usize;
+        // All three are drawn for every prompt so the stream does not depend on the template.
+        let (&topic, &activity) = (rng.pick(&TOPICS), rng.pick(&ACTIVITIES));
+        let phenomenon = rng.below(PHENOMENA.len() as u64) as usize;
+        ConversationDraw { template, topic, activity, phenomenon }
+    }
+
+    fn fill(&self, text: &str) -> String {
+        text.replace("{t}", self.topic)
+            .replace("{T}", &capitalise(self.topic))
+            .replace("{a}", self.activity)
+            .replace("{p}", PHENOMENA[self.phenomenon])
+    }
+}
+
 /// Generate `spec.count` open conversation prompts. Ids are `conv-{seed}-{i}`; no answers.
 pub fn conversation_tasks(spec: &ConversationSpec) -> Vec<Task> {
     let mut rng = SplitMix64::new(spec.seed);
     (0..spec.count)
         .map(|i| {
-            let template = *rng.pick(&TEMPLATES);
-            // All three are drawn for every prompt so the stream does not depend on the template.
-            let (&topic, &activity, &phenomenon) = (rng.pick(&TOPICS), rng.pick(&ACTIVITIES), rng.pick(&PHENOMENA));
-            let prompt = template.replace("{t}", topic).replace("{a}", activity).replace("{p}", phenomenon);
+            let d = ConversationDraw::new(&mut rng);
+            let prompt = d.fill(TEMPLATES[d.template]);
             Task { id: format!("conv-{}-{i:04}", spec.seed), prompt, answer: None, kind: TaskKind::Conversation }
         })
         .collect()
+}
+
+/// The prompts of `conversation_tasks` (the same ones, for the same spec), each with a reply that
+/// answers it in plain, on-topic language: what a model that "talks" says.
+pub fn conversation_dialogues(spec: &ConversationSpec) -> Vec<(Task, String)> {
+    let mut rng = SplitMix64::new(spec.seed);
+    // Replies draw from their own stream, so the prompts stay those of `conversation_tasks`.
+    let mut words = SplitMix64::with_stream(spec.seed, 1);
+    (0..spec.count)
+        .map(|i| {
+            let d = ConversationDraw::new(&mut rng);
+            let task = Task {
+                id: format!("conv-{}-{i:04}", spec.seed),
+                prompt: d.fill(TEMPLATES[d.template]),
+                answer: None,
+                kind: TaskKind::Conversation,
+            };
+            (task, reply(&d, &mut words))
+        })
+        .collect()
+}
+
+/// Sentences about a topic, tips for an activity, and the explanation of each phenomenon.
+const ABOUT: [&str; 8] = [
+    "{T} can be calm and beautiful at the same time.",
+    "Many people love {t} because it makes them feel at home.",
+    "I often think about {t} when I walk home in the evening.",
+    "There is always something new to notice about {t}.",
+    "{T} reminds me of the summer when I was a child.",
+    "Friends and family like to share stories about {t}.",
+    "It is easy to spend a whole afternoon with {t}.",
+    "The best thing about {t} is how quiet it makes the mind.",
+];
+const TIPS: [&str; 8] = [
+    "make a simple plan before you start",
+    "start early and take your time",
+    "ask a friend for help when you need it",
+    "take short breaks so you stay fresh",
+    "write down what you learn each day",
+    "be kind to yourself when things go wrong",
+    "practice a little every day",
+    "get enough sleep the night before",
+];
+const EXPLAIN: [&str; 6] = [
+    "sunlight is made of many colours, and the air scatters the blue light the most",
+    "the days get shorter, the trees stop making green chlorophyll, and the other colours show",
+    "the earth is tilted, so each half of it gets more sunlight for part of the year",
+    "ice is lighter than the same amount of water, because its molecules are spread out in a pattern",
+    "we see different parts of the moon lit by the sun as it goes around the earth",
+    "yeast in the dough makes small bubbles of gas, and the heat makes them grow",
+];
+const REPLIES: [&str; 8] = [
+    "Dear friend, I want to tell you about {t}. {S} {S} I hope we can enjoy {t} together soon. With love.",
+    "Here are three tips for {a}. First, {tip}. Second, {tip}. Third, {tip}. Good luck with {a}!",
+    "That is a good question. {P} because {why}. So now you know why {p}.",
+    "A perfect weekend with {t} would start on Saturday morning. {S} {S} On Sunday evening I would feel happy and rested.",
+    "It is normal to feel nervous about {a}. To help, {tip}, and {tip}. You can do it, one step at a time.",
+    "{T} in the morning light. {S} {S} And {t} stays in my heart.",
+    "When {a}, keep a few things in mind. First, {tip}. Then, {tip}. Take your time and stay calm.",
+    "Here is an interesting fact about {t}. {S} It matters because {S}",
+];
+
+/// A reply to the prompt `d` made: its template's reply with sentences and tips drawn (no
+/// sentence twice).
+fn reply(d: &ConversationDraw, rng: &mut SplitMix64) -> String {
+    let mut about: Vec<&str> = ABOUT.to_vec();
+    let mut tips: Vec<&str> = TIPS.to_vec();
+    rng.shuffle(&mut about);
+    rng.shuffle(&mut tips);
+    let mut text = REPLIES[d.template].to_string();
+    while let Some(at) = text.find("{S}") {
+        let s = about.pop().expect("fewer {S} than sentences");
+        // A sentence after "because" continues it: no capital letter.
+        let s = if text[..at].ends_with("because ") { lowercase_first(s) } else { s.to_string() };
+        text.replace_range(at..at + 3, &s);
+    }
+    while let Some(at) = text.find("{tip}") {
+        text.replace_range(at..at + 5, tips.pop().expect("fewer {tip} than tips"));
+    }
+    let why = EXPLAIN[d.phenomenon];
+    d.fill(&text.replace("{P}", &capitalise(PHENOMENA[d.phenomenon])).replace("{why}", why))
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -256,7 +397,7 @@ mod tests {
     #[test]
     fn arithmetic_answers_are_verified_by_an_independent_solver() {
         for (depth, size) in [(1, 10), (3, 20), (6, 50), (12, 9)] {
-            let tasks = arithmetic_tasks(&ArithmeticSpec { count: 200, depth, size, seed: 11 }).unwrap();
+            let tasks = arithmetic_tasks(&ArithmeticSpec { count: 200, depth, size, seed: 11, ops: Ops::All }).unwrap();
             for t in &tasks {
                 assert_eq!(solve(&t.prompt).to_string(), *t.answer.as_ref().unwrap(), "{}", t.prompt);
                 // one sentence per step, plus the start and the question
@@ -296,7 +437,7 @@ mod tests {
 
     #[test]
     fn worked_solutions_compute_the_answer_step_by_step() {
-        let spec = ArithmeticSpec { count: 300, depth: 4, size: 20, seed: 3 };
+        let spec = ArithmeticSpec { count: 300, depth: 4, size: 20, seed: 3, ops: Ops::All };
         let worked = arithmetic_worked(&spec).unwrap();
         assert_eq!(worked.iter().map(|w| w.task.clone()).collect::<Vec<_>>(), arithmetic_tasks(&spec).unwrap());
         for w in &worked {
@@ -311,18 +452,47 @@ mod tests {
 
     #[test]
     fn generators_are_deterministic_per_seed() {
-        let spec = ArithmeticSpec { count: 20, depth: 4, size: 30, seed: 5 };
+        let spec = ArithmeticSpec { count: 20, depth: 4, size: 30, seed: 5, ops: Ops::All };
         assert_eq!(arithmetic_tasks(&spec).unwrap(), arithmetic_tasks(&spec).unwrap());
         let other = arithmetic_tasks(&ArithmeticSpec { seed: 6, ..spec }).unwrap();
-        assert_ne!(arithmetic_tasks(&ArithmeticSpec { count: 20, depth: 4, size: 30, seed: 5 }).unwrap(), other);
+        assert_ne!(
+            arithmetic_tasks(&ArithmeticSpec { count: 20, depth: 4, size: 30, seed: 5, ops: Ops::All }).unwrap(),
+            other
+        );
         let c = ConversationSpec { count: 30, seed: 2 };
         assert_eq!(conversation_tasks(&c), conversation_tasks(&c));
         assert!(conversation_tasks(&c).iter().all(|t| t.answer.is_none() && !t.prompt.contains('{')));
+        let d = conversation_dialogues(&c);
+        assert_eq!(d.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(), conversation_tasks(&c));
+        assert_eq!(d, conversation_dialogues(&c));
+    }
+
+    #[test]
+    fn replies_answer_their_prompt_in_plain_language() {
+        let dialogues = conversation_dialogues(&ConversationSpec { count: 200, seed: 4 });
+        let replies: std::collections::HashSet<&str> = dialogues.iter().map(|(_, r)| r.as_str()).collect();
+        assert!(replies.len() > 150, "replies should vary: {} distinct of 200", replies.len());
+        for (task, reply) in &dialogues {
+            assert!(!reply.contains('{') && reply.ends_with(['.', '!']), "{reply}");
+            // The reply names what the prompt is about.
+            let subject = [TOPICS.as_slice(), ACTIVITIES.as_slice(), PHENOMENA.as_slice()]
+                .concat()
+                .into_iter()
+                .find(|s| task.prompt.contains(s))
+                .unwrap();
+            assert!(reply.to_lowercase().contains(&subject.to_lowercase()), "{}\n{reply}", task.prompt);
+        }
+        let w = arithmetic_worked(&ArithmeticSpec { count: 3, depth: 2, size: 20, seed: 1, ops: Ops::AddSub }).unwrap();
+        for w in &w {
+            let stated = w.stated();
+            assert!(stated.ends_with(&format!("\\boxed{{{}}}.", w.task.answer.as_ref().unwrap())), "{stated}");
+            assert!(!stated.contains(" = "), "{stated}");
+        }
     }
 
     #[test]
     fn bad_specs_are_errors_not_panics() {
-        assert!(arithmetic_tasks(&ArithmeticSpec { count: 1, depth: 0, size: 10, seed: 0 }).is_err());
-        assert!(arithmetic_tasks(&ArithmeticSpec { count: 1, depth: 2, size: 1, seed: 0 }).is_err());
+        assert!(arithmetic_tasks(&ArithmeticSpec { count: 1, depth: 0, size: 10, seed: 0, ops: Ops::All }).is_err());
+        assert!(arithmetic_tasks(&ArithmeticSpec { count: 1, depth: 2, size: 1, seed: 0, ops: Ops::All }).is_err());
     }
 }

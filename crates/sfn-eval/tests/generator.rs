@@ -2,7 +2,7 @@
 //! counts in tokens) and [`ReferenceScorer`] run through `evaluate` exactly as a model will, and
 //! the summary gains pass@k and maj@k. Also: a generator that breaks the contract is an error.
 
-use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec};
+use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec, Ops};
 use sfn_eval::{
     evaluate, summarize, DecodeSettings, Deliver, EvalConfig, EvalError, FinishReason, GenerateError, Generation,
     Generator, JudgeConfig, Level, Overrides, Prompt, PromptBody, ReferenceScorer, ResultsDir, RunInfo, Sampling,
@@ -81,7 +81,7 @@ impl sfn_run::Progress for Seen {
 
 #[test]
 fn a_runtime_plugs_in_through_the_generator_trait() {
-    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 6, depth: 2, size: 10, seed: 4 }).unwrap();
+    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 6, depth: 2, size: 10, seed: 4, ops: Ops::All }).unwrap();
     let gold = tasks.iter().map(|t| (t.id.clone(), t.answer.as_ref().unwrap().parse().unwrap())).collect();
     let mut model = FakeModel { gold, right: 1, calls: 0, fail_at: None };
     let cfg = EvalConfig { decode: sampling(4), batch_size: 4, ..Default::default() };
@@ -119,7 +119,7 @@ fn a_runtime_plugs_in_through_the_generator_trait() {
 
 #[test]
 fn the_reference_loss_signal_can_decide_level_one() {
-    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 2, depth: 2, size: 10, seed: 4 }).unwrap();
+    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 2, depth: 2, size: 10, seed: 4, ops: Ops::All }).unwrap();
     let gold = tasks.iter().map(|t| (t.id.clone(), t.answer.as_ref().unwrap().parse().unwrap())).collect();
     let mut model = FakeModel { gold, right: 1, calls: 0, fail_at: None };
     let cfg = EvalConfig { judge: JudgeConfig { max_ref_loss: Some(1.0), ..Default::default() }, ..Default::default() };
@@ -148,7 +148,7 @@ impl Generator for Broken {
 
 #[test]
 fn a_generator_breaking_the_contract_and_bad_settings_are_errors() {
-    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 2, depth: 2, size: 10, seed: 4 }).unwrap();
+    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 2, depth: 2, size: 10, seed: 4, ops: Ops::All }).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (mut results, _) = ResultsDir::open(dir.path()).unwrap();
     let cfg = EvalConfig::default();
@@ -164,7 +164,7 @@ fn a_generator_breaking_the_contract_and_bad_settings_are_errors() {
 
 #[test]
 fn tasks_are_kept_as_delivered_and_a_finished_run_is_in_task_order() {
-    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 6, depth: 2, size: 10, seed: 4 }).unwrap();
+    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 6, depth: 2, size: 10, seed: 4, ops: Ops::All }).unwrap();
     let gold: HashMap<String, i64> =
         tasks.iter().map(|t| (t.id.clone(), t.answer.as_ref().unwrap().parse().unwrap())).collect();
     let cfg = EvalConfig { batch_size: 4, ..Default::default() };

@@ -4,7 +4,7 @@
 //! not a crash's last line, are refused.
 
 use sfn_eval::results::{SAMPLES_FILE, SUMMARY_FILE};
-use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec};
+use sfn_eval::synth::{arithmetic_tasks, ArithmeticSpec, Ops};
 use sfn_eval::task::write_tasks;
 use sfn_eval::{EvalConfig, EvalError, EvalJob, EvalOutcome, LoadOptions, TaskSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ struct Inputs {
 fn inputs() -> Inputs {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 40, depth: 3, size: 20, seed: 9 }).unwrap();
+    let tasks = arithmetic_tasks(&ArithmeticSpec { count: 40, depth: 3, size: 20, seed: 9, ops: Ops::All }).unwrap();
     let task_path = root.join("tasks.jsonl");
     write_tasks(&task_path, &tasks).unwrap();
     let mut lines = String::new();

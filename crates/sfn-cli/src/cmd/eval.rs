@@ -11,7 +11,7 @@ use crate::print::print_eval;
 use crate::progress::Bars;
 use anyhow::{bail, Result};
 use clap::ArgGroup;
-use sfn_eval::synth::{arithmetic_tasks, arithmetic_worked, conversation_tasks, ArithmeticSpec, ConversationSpec};
+use sfn_eval::synth::{arithmetic_tasks, arithmetic_worked, conversation_tasks, ArithmeticSpec, ConversationSpec, Ops};
 use sfn_eval::task::write_tasks;
 use sfn_eval::EvalSpec;
 use std::path::PathBuf;
@@ -43,6 +43,9 @@ pub struct Args {
     /// --make-tasks arithmetic: largest operand.
     #[arg(long, default_value_t = 20)]
     size: u64,
+    /// --make-tasks arithmetic: which operations steps use (all, or add-sub only).
+    #[arg(long, value_enum, default_value = "all")]
+    ops: Ops,
     /// --make-tasks arithmetic: add each problem's worked solution as `completion` (steps with
     /// their equations, ending in \boxed{}): a training file for `sfn freeze` that is also a task file.
     #[arg(long, requires = "make_tasks")]
@@ -66,7 +69,7 @@ fn make_tasks(args: &Args, kind: MakeTasks) -> Result<()> {
         bail!("{} exists (use --fresh to replace it)", args.out.display());
     }
     let seed = args.spec.seed;
-    let arithmetic = ArithmeticSpec { count: args.count, depth: args.depth, size: args.size, seed };
+    let arithmetic = ArithmeticSpec { count: args.count, depth: args.depth, size: args.size, seed, ops: args.ops };
     match kind {
         MakeTasks::Arithmetic if args.worked => write_tasks(&args.out, &arithmetic_worked(&arithmetic)?)?,
         MakeTasks::Arithmetic => write_tasks(&args.out, &arithmetic_tasks(&arithmetic)?)?,
