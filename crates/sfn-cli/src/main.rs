@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The built-in default: train a base/reasoning pair on the CPU and run every stethoscope on it.
+    Lab(cmd::lab::Args),
     /// Describe a checkpoint: architecture, dtypes, parameters per module kind and layer.
     Inspect(cmd::inspect::Args),
     /// Rewrite a checkpoint (HF, safetensors, GGUF) as a Hugging Face safetensors directory.
@@ -56,6 +58,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Lab(args) => cmd::lab::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
         Command::Delta(args) => cmd::delta::run(args),

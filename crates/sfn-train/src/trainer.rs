@@ -211,6 +211,14 @@ impl Plan {
     /// `batch_size` examples (or rows of packed examples).
     pub fn new(data: &Dataset, settings: &TrainSettings, row_len: usize) -> Result<Plan> {
         settings.check()?;
+        if let Some((i, e)) = data.examples.iter().enumerate().find(|(_, e)| e.tokens.len() > row_len) {
+            return Err(Error::Data(format!(
+                "{}: example {} has {} tokens, more than the {row_len} a row holds",
+                data.path.display(),
+                i + 1,
+                e.tokens.len()
+            )));
+        }
         let order = |e: usize| {
             let mut idx: Vec<usize> = (0..data.examples.len()).collect();
             SplitMix64::new(hash64(settings.seed ^ hash64(e as u64))).shuffle(&mut idx);
@@ -219,10 +227,10 @@ impl Plan {
         let micro = |idx: Vec<usize>| -> Vec<Vec<Vec<usize>>> {
             let rows: Vec<Vec<usize>> = if settings.packing {
                 let mut rows: Vec<Vec<usize>> = vec![];
-                let mut used = usize::MAX;
+                let mut used = 0;
                 for i in idx {
                     let n = data.examples[i].tokens.len();
-                    if used + n > row_len {
+                    if rows.is_empty() || used + n > row_len {
                         rows.push(vec![]);
                         used = 0;
                     }

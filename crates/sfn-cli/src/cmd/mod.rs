@@ -6,6 +6,7 @@ pub mod eval;
 pub mod freeze;
 pub mod generate;
 pub mod inspect;
+pub mod lab;
 pub mod merge;
 pub mod sweep;
 pub mod trace;
