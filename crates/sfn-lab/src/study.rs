@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::pair::{eval_settings, Pair, Recipe};
 use serde::{Deserialize, Serialize};
 use sfn_checkpoint::edit::Method;
-use sfn_eval::{EvalSpec, Summary};
+use sfn_eval::{EvalSettings, EvalSpec, Summary};
 use sfn_model::RuntimeSpec;
 use sfn_run::{Context, RunDir};
 use sfn_scope::delta::{self, DeltaSpec};
@@ -95,7 +95,11 @@ pub struct Study {
 pub fn run(pair: &Pair, recipe: &Recipe, seed: u64, run: &mut RunDir, ctx: &Context) -> Result<Study> {
     let runtime = RuntimeSpec::default();
     let tasks = [("reasoning", &pair.eval_reasoning), ("conversation", &pair.eval_conversation)];
-    let settings = eval_settings(MAX_NEW);
+    // One judge for every variant: B scores each output. B learned both the conversations and
+    // the worked traces, so fluent text of either kind scores low under it; A never saw a worked
+    // trace and puts B's correct ones at about 4 nats per token, past the judge's limit of 3.5,
+    // which would call them nonsense (level I).
+    let settings = EvalSettings { reference: Some(pair.b.clone()), ..eval_settings(MAX_NEW) };
     let sweep_eval = |task: &Path| SweepEval {
         task: task.to_path_buf(),
         no_reference: false,
