@@ -23,6 +23,10 @@ struct Cli {
 enum Command {
     /// The built-in default: train a base/reasoning pair on the CPU and run every stethoscope on it.
     Lab(cmd::lab::Args),
+    /// Run a study file (A, B and the stethoscopes with their settings) into one resumable results directory, then its report.
+    Study(cmd::study::Args),
+    /// Build DIR/index.html, a static report, from the results files of a study, the lab or any command.
+    Report(cmd::study::ReportArgs),
     /// Describe a checkpoint: architecture, dtypes, parameters per module kind and layer.
     Inspect(cmd::inspect::Args),
     /// Rewrite a checkpoint (HF, safetensors, GGUF) as a Hugging Face safetensors directory.
@@ -59,6 +63,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Study(args) => cmd::study::run(args),
+        Command::Report(args) => cmd::study::report(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
         Command::Delta(args) => cmd::delta::run(args),

@@ -8,44 +8,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sfn_checkpoint::{Checkpoint, DType};
+use sfn_checkpoint::Checkpoint;
 use sfn_model::Tokenizer;
-use sfn_train::{export::write_model, TrainModel, Trainable};
-use std::path::{Path, PathBuf};
-
-/// A random 2-layer Llama (hidden 64, tied embeddings) with SmolLM2's tokenizer and template.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let gguf = Checkpoint::open(smollm2()).unwrap();
-    let mut cfg = gguf.config.clone().unwrap();
-    (cfg.num_layers, cfg.hidden_size, cfg.intermediate_size) = (2, 64, 128);
-    (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.max_position_embeddings) = (4, 2, 16, 512);
-    let model = TrainModel::random(&cfg, 1, 0.02, Trainable::Names(&[])).unwrap();
-    let tok = Tokenizer::for_source(&gguf).unwrap();
-    let out = dir.join("tiny");
-    write_model(&model, &out, DType::F32, tok.hf_files().unwrap(), false).unwrap();
-    out
-}
-
-/// Worked arithmetic problems: a training file that is also a task file.
-fn worked(dir: &Path, count: usize, seed: u64) -> String {
-    let p = dir.join(format!("worked-{seed}.jsonl")).display().to_string();
-    let (c, s) = (count.to_string(), seed.to_string());
-    ok(&sfn(&[
-        "eval",
-        "--make-tasks",
-        "arithmetic",
-        "--worked",
-        "--count",
-        &c,
-        "--depth",
-        "2",
-        "--seed",
-        &s,
-        "-o",
-        &p,
-    ]));
-    p
-}
+use std::path::Path;
 
 fn log(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("train_log.jsonl"))

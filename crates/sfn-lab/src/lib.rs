@@ -90,6 +90,8 @@ impl LabSummary {
 
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_MD: &str = "summary.md";
+/// The link to the pair in the lab's directory.
+pub const PAIR_LINK: &str = "pair";
 
 /// Run the lab as `spec` says into `out`, with pairs cached in `cache`.
 pub fn run(spec: &LabSpec, out: &Path, cache: &Path, ctx: &Context) -> Result<LabSummary> {
@@ -112,6 +114,7 @@ pub fn run(spec: &LabSpec, out: &Path, cache: &Path, ctx: &Context) -> Result<La
     let provenance = Provenance::new(ctx.command.clone(), spec_json, inputs, Some(spec.seed));
     let run = RunDir::create(out, "lab", provenance)?;
     let (summary, _) = run.finish_with(|run| -> Result<LabSummary> {
+        link_pair(&pair, run)?;
         let t1 = std::time::Instant::now();
         let study = study::run(&pair, &recipe, spec.seed, run, ctx)?;
         let mut findings = vec![premise(&study, spec.seed)];
@@ -133,6 +136,27 @@ pub fn run(spec: &LabSpec, out: &Path, cache: &Path, ctx: &Context) -> Result<La
         Ok(summary)
     })?;
     Ok(summary)
+}
+
+/// DIR/pair: a link to the cached pair (A, B, the traces and the held-out tasks), so a study file
+/// can name them (examples/lab-study.toml) without knowing the cache's layout.
+fn link_pair(pair: &Pair, run: &mut RunDir) -> Result<()> {
+    let link = run.join(PAIR_LINK);
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&link).map_err(|e| sfn_run::Error::io(&link, e))?,
+        Ok(_) => {
+            return Err(sfn_run::Error::Output {
+                path: link,
+                msg: "exists and is not the lab's link to its pair".into(),
+            }
+            .into())
+        }
+        Err(_) => {}
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&pair.dir, &link).map_err(|e| sfn_run::Error::io(&link, e))?;
+    run.record(PAIR_LINK)?;
+    Ok(())
 }
 
 /// The lab's premise: B reasons better than A.

@@ -1,7 +1,7 @@
 //! `sfn lab [--quick] [--seed S] [-o DIR]`: the built-in default. Trains (or takes from the cache)
 //! a base/reasoning pair on the CPU and runs every stethoscope on it; prints the findings and
-//! writes DIR/summary.json, DIR/summary.md and every run directory of the study.
-//! Flags → `LabSpec` → `sfn_lab::run` → the findings on stdout.
+//! writes DIR/summary.json, DIR/summary.md, every run directory of the study and the report
+//! DIR/index.html. Flags → `LabSpec` → `sfn_lab::run` → the report → the findings on stdout.
 
 use crate::progress::Bars;
 use anyhow::Result;
@@ -32,6 +32,7 @@ pub fn run(args: Args) -> Result<()> {
         s.study_seconds,
         s.total_seconds
     );
-    eprintln!("wrote {}", args.out.join(sfn_lab::SUMMARY_MD).display());
+    let report = sfn_study::report::write(&args.out)?;
+    eprintln!("wrote {} and {}", args.out.join(sfn_lab::SUMMARY_MD).display(), report.display());
     Ok(())
 }

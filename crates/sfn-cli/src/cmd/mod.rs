@@ -8,5 +8,6 @@ pub mod generate;
 pub mod inspect;
 pub mod lab;
 pub mod merge;
+pub mod study;
 pub mod sweep;
 pub mod trace;

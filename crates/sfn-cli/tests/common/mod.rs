@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use serde_json::{Map, Value};
+use sfn_checkpoint::{Checkpoint, DType};
+use sfn_model::Tokenizer;
+use sfn_train::{export::write_model, TrainModel, Trainable};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,4 +128,38 @@ pub fn tensor_hashes(dir: &Path) -> Value {
 /// A written checkpoint: its tensors and its config.json.
 pub fn checkpoint(dir: &Path) -> Value {
     serde_json::json!({"tensors": tensor_hashes(dir), "config": json_file(&dir.join("config.json"))})
+}
+
+/// A random 2-layer Llama (hidden 64, tied embeddings) with SmolLM2's tokenizer and template.
+pub fn tiny_model(dir: &Path) -> PathBuf {
+    let gguf = Checkpoint::open(smollm2()).unwrap();
+    let mut cfg = gguf.config.clone().unwrap();
+    (cfg.num_layers, cfg.hidden_size, cfg.intermediate_size) = (2, 64, 128);
+    (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.max_position_embeddings) = (4, 2, 16, 512);
+    let model = TrainModel::random(&cfg, 1, 0.02, Trainable::Names(&[])).unwrap();
+    let tok = Tokenizer::for_source(&gguf).unwrap();
+    let out = dir.join("tiny");
+    write_model(&model, &out, DType::F32, tok.hf_files().unwrap(), false).unwrap();
+    out
+}
+
+/// Worked arithmetic problems: a training file that is also a task file.
+pub fn worked(dir: &Path, count: usize, seed: u64) -> String {
+    let p = dir.join(format!("worked-{seed}.jsonl")).display().to_string();
+    let (c, s) = (count.to_string(), seed.to_string());
+    ok(&sfn(&[
+        "eval",
+        "--make-tasks",
+        "arithmetic",
+        "--worked",
+        "--count",
+        &c,
+        "--depth",
+        "2",
+        "--seed",
+        &s,
+        "-o",
+        &p,
+    ]));
+    p
 }

@@ -198,12 +198,27 @@ pub struct SweepOutcome {
     pub files: Vec<PathBuf>,
 }
 
+impl MergeSweepSpec {
+    /// The variants (without opening a model: a study checks its file with this before running).
+    pub fn variants(&self) -> Result<Vec<Variant>> {
+        merge_variants(&take_selectors(&self.take), self.layers.as_deref(), self.alpha)
+    }
+}
+
+impl DestroySweepSpec {
+    /// The variants (without opening a model).
+    pub fn variants(&self) -> Result<Vec<Variant>> {
+        let damage = Damage { mean: self.mean, std: self.std, seed: self.seed, factor: self.factor };
+        destroy_variants(&self.modules, &self.methods, &self.layers, damage)
+    }
+}
+
 /// Run `sfn merge-sweep` as `spec` says into the run directory `out`.
 pub fn merge_sweep(spec: &MergeSweepSpec, out: &Path, ctx: &Context) -> Result<SweepOutcome> {
     let a = Checkpoint::open(&spec.a).map_err(|e| Error::Side("A", Box::new(e.into())))?;
     let b = Checkpoint::open(&spec.b).map_err(|e| Error::Side("B", Box::new(e.into())))?;
     check_same_architecture(&a, &b)?;
-    let variants = merge_variants(&take_selectors(&spec.take), spec.layers.as_deref(), spec.alpha)?;
+    let variants = spec.variants()?;
     let sweep =
         Sweep { kind: "merge-sweep", title: "Merge sweep", a: &a, b: Some(&b), eval: &spec.eval, seed: spec.seed };
     sweep.run(&variants, serde_json::to_value(spec).expect("plain data"), out, ctx)
@@ -212,8 +227,7 @@ pub fn merge_sweep(spec: &MergeSweepSpec, out: &Path, ctx: &Context) -> Result<S
 /// Run `sfn destroy-sweep` as `spec` says into the run directory `out`.
 pub fn destroy_sweep(spec: &DestroySweepSpec, out: &Path, ctx: &Context) -> Result<SweepOutcome> {
     let a = Checkpoint::open(&spec.a)?;
-    let damage = Damage { mean: spec.mean, std: spec.std, seed: spec.seed, factor: spec.factor };
-    let variants = destroy_variants(&spec.modules, &spec.methods, &spec.layers, damage)?;
+    let variants = spec.variants()?;
     let sweep =
         Sweep { kind: "destroy-sweep", title: "Destruction sweep", a: &a, b: None, eval: &spec.eval, seed: spec.seed };
     sweep.run(&variants, serde_json::to_value(spec).expect("plain data"), out, ctx)
