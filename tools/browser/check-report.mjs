@@ -1,15 +1,17 @@
 // Open an sfn report (index.html) in headless Chromium from file:// and check it as a reader
 // would meet it: no console error or warning, no failed or outside request, no broken image,
-// every expected section present with text, the named sections complete and holding figures
-// that are drawn (non-empty box, many shapes). Saves a full-page screenshot.
+// every expected section present with text, the sections named by --complete complete with a
+// table, those named by --figures holding figures that are drawn (non-empty box, many shapes).
+// Saves a full-page screenshot.
 //
-// node check-report.mjs REPORT.html SCREENSHOT.png --complete delta,merge,freeze,destruction
+// node check-report.mjs REPORT.html SCREENSHOT.png --complete delta,merge --figures delta [--also findings]
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
 const [html, png, ...rest] = process.argv.slice(2);
 const flag = (name) => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1].split(',') : []; };
 const complete = flag('--complete');
+const withFigures = flag('--figures');
 const sections = ['delta', 'merge', 'freeze', 'destruction', 'evaluations', 'activations', 'metadata', ...flag('--also')];
 
 const browser = await chromium.launch({
@@ -50,11 +52,15 @@ try {
     const s = seen.sections.find((x) => x.id === id);
     if (!s) continue;
     if (s.state !== 'complete') problems.push(`section #${id} is "${s.state}", not complete`);
+    if (s.tables < 2) problems.push(`section #${id} has no table rows`);
+  }
+  for (const id of withFigures) {
+    const s = seen.sections.find((x) => x.id === id);
+    if (!s) continue;
     if (s.figures.length === 0) problems.push(`section #${id} has no figure`);
     for (const [n, f] of s.figures.entries()) {
       if (f.w < 100 || f.h < 50 || f.shapes < 10) problems.push(`section #${id}, figure ${n + 1} is not drawn (${f.w}×${f.h}, ${f.shapes} shapes)`);
     }
-    if (s.tables < 2) problems.push(`section #${id} has no table rows`);
   }
   await page.screenshot({ path: png, fullPage: true });
   console.log(`screenshot: ${png}`);
