@@ -532,7 +532,7 @@ fn figure_title(stem: &str) -> String {
         "delta_modules" => "Change per module kind".into(),
         "delta_histograms" => "Element-wise relative change (B−A)/|A|, clipped to [−1, 1]".into(),
         "sweep_levels" => "Share of outputs per level".into(),
-        "freeze_loss" | "loss" => "Training loss".into(),
+        "freeze_loss" | "train_loss" => "Training loss".into(),
         other => other.replace('_', " "),
     }
 }
