@@ -45,6 +45,8 @@ enum Command {
     Freeze(cmd::freeze::Args),
     /// Freeze sweep (paper Table 2): one fine-tuning run per trainable set (F1..F4), evaluated.
     FreezeSweep(cmd::freeze::SweepArgs),
+    /// Probe: layer-wise L2 norms of resid_post, attn_out and mlp_out, and with B where A's and B's activations part.
+    Probe(cmd::probe::Args),
     /// Evaluate a model (or grade recorded outputs) on a task file: accuracy with a 95% CI, output levels I-IV.
     Eval(cmd::eval::Args),
     /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
@@ -74,6 +76,7 @@ fn main() {
         Command::DestroySweep(args) => cmd::sweep::run_destroy(args),
         Command::Freeze(args) => cmd::freeze::run(args),
         Command::FreezeSweep(args) => cmd::freeze::run_sweep(args),
+        Command::Probe(args) => cmd::probe::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Trace(args) => cmd::trace::run(args),

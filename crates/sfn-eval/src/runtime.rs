@@ -50,9 +50,9 @@ impl<'a> ModelRunner<'a> {
         ModelRunner { model, tokenizer, chat, describe }
     }
 
-    /// The prompt's tokens, refused when they leave no room to generate.
-    fn encode(&self, prompt: &Prompt) -> Result<Vec<u32>> {
-        let ids = match &prompt.body {
+    /// The prompt's tokens, as a model is given them (also what the probe and patch commands run).
+    pub fn prompt_ids(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        Ok(match &prompt.body {
             PromptBody::Text(text) => self.tokenizer.encode(text, true)?,
             PromptBody::Chat(messages) => {
                 let chat =
@@ -62,7 +62,12 @@ impl<'a> ModelRunner<'a> {
                 // The rendered text carries its own special tokens.
                 self.tokenizer.encode(&chat.render(&messages, true)?, false)?
             }
-        };
+        })
+    }
+
+    /// The prompt's tokens, refused when they leave no room to generate.
+    fn encode(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let ids = self.prompt_ids(prompt)?;
         let limit = self.model.max_positions();
         if ids.len() >= limit {
             return Err(format!(

@@ -7,7 +7,9 @@
 //! - `sweep/`: merge and destruction sweeps, one variant per module, the paper's Tables 1 and 3
 //!   (`sfn merge-sweep`, `sfn destroy-sweep`);
 //! - `freeze/`: fine-tuning with only chosen modules trainable, and the paper's Table 2
-//!   (`sfn freeze`, `sfn freeze-sweep`).
+//!   (`sfn freeze`, `sfn freeze-sweep`);
+//! - `probe/`: layer-wise activation norms of a model, and where A's and B's activations part
+//!   (`sfn probe`); `inputs` is what it runs the models on.
 //!
 //! Library only: no printing (callers pass a `sfn_run::Progress`), typed errors.
 
@@ -16,6 +18,8 @@ pub mod edit;
 pub mod error;
 pub mod figure;
 pub mod freeze;
+pub mod inputs;
+pub mod probe;
 pub mod sweep;
 
 pub use error::{Error, Result};

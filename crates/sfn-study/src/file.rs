@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Top-level `a`, `b` and `seed` fill the sections' fields of the same name where a section does
-//! not set them. A file is checked whole before anything runs: TOML syntax, unknown keys, wrong
+//! not set them (`a` is a probe's `model`; an evaluation names its own model). A file is checked whole before anything runs: TOML syntax, unknown keys, wrong
 //! types, missing fields, paths that do not exist, selectors and layer ranges that do not parse.
 //! Each error names the file, the line, the key and what was expected.
 
@@ -28,13 +28,14 @@ use sfn_eval::EvalSpec;
 use sfn_scope::delta::DeltaSpec;
 use sfn_scope::freeze::sweep::FreezeSweepSpec;
 use sfn_scope::freeze::FreezeSpec;
+use sfn_scope::probe::ProbeSpec;
 use sfn_scope::sweep::{DestroySweepSpec, MergeSweepSpec};
 use std::path::{Path, PathBuf};
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 /// The sections a study may have, in the order a study runs them.
-pub const SECTIONS: [&str; 6] = ["delta", "merge-sweep", "destroy-sweep", "freeze", "freeze-sweep", "eval"];
+pub const SECTIONS: [&str; 7] = ["delta", "merge-sweep", "destroy-sweep", "freeze", "freeze-sweep", "probe", "eval"];
 
 /// Keys whose values are paths: resolved against the study file's directory.
 const PATH_KEYS: [&str; 10] =
@@ -67,6 +68,8 @@ pub struct StudyFile {
     #[serde(default, rename = "freeze-sweep")]
     pub freeze_sweep: Vec<FreezeSweepSpec>,
     #[serde(default)]
+    pub probe: Vec<ProbeSpec>,
+    #[serde(default)]
     pub eval: Vec<EvalSpec>,
 }
 
@@ -78,6 +81,7 @@ pub enum Spec {
     DestroySweep(DestroySweepSpec),
     Freeze(FreezeSpec),
     FreezeSweep(FreezeSweepSpec),
+    Probe(ProbeSpec),
     Eval(EvalSpec),
 }
 
@@ -90,6 +94,7 @@ impl Spec {
             Spec::DestroySweep(s) => serde_json::to_value(s),
             Spec::Freeze(s) => serde_json::to_value(s),
             Spec::FreezeSweep(s) => serde_json::to_value(s),
+            Spec::Probe(s) => serde_json::to_value(s),
             Spec::Eval(s) => serde_json::to_value(s),
         };
         v.expect("specs are plain data")
@@ -271,8 +276,8 @@ fn prepare<'i>(doc: &mut DeTable<'i>, base: &Path) -> Spanned2<Vec<(&'static str
                 false => None,
             };
             section_names.push(name);
-            for (field, value) in [("a", &a), ("b", &b), ("seed", &seed)] {
-                if let Some(v) = value.as_ref().filter(|_| takes(section, field)) {
+            for (key, value) in [("a", &a), ("b", &b), ("seed", &seed)] {
+                if let (Some(v), Some(field)) = (value.as_ref(), field_for(section, key)) {
                     if table.get(field).is_none() {
                         table.insert(Spanned::new(v.span(), DeString::Borrowed(field)), v.clone());
                     }
@@ -288,13 +293,16 @@ fn prepare<'i>(doc: &mut DeTable<'i>, base: &Path) -> Spanned2<Vec<(&'static str
     Ok(names)
 }
 
-/// Whether a section's spec has a top-level field `field` filled from the file's top level.
-fn takes(section: &str, field: &str) -> bool {
-    match field {
-        "a" => section != "eval",
-        "b" => matches!(section, "delta" | "merge-sweep"),
-        "seed" => matches!(section, "merge-sweep" | "destroy-sweep" | "eval"),
-        _ => false,
+/// The field of a section's spec that the file's top-level `key` fills: `a` is a probe's
+/// `model`; an evaluation names its own model.
+fn field_for(section: &str, key: &str) -> Option<&'static str> {
+    match (section, key) {
+        ("probe", "a") => Some("model"),
+        ("eval", "a") => None,
+        (_, "a") => Some("a"),
+        ("delta" | "merge-sweep" | "probe", "b") => Some("b"),
+        ("merge-sweep" | "destroy-sweep" | "eval", "seed") => Some("seed"),
+        _ => None,
     }
 }
 
@@ -341,6 +349,7 @@ fn steps(file: &StudyFile, names: &[(&'static str, Vec<Option<String>>)]) -> Vec
     add("destroy-sweep", file.destroy_sweep.iter().cloned().map(Spec::DestroySweep).collect());
     add("freeze", file.freeze.iter().cloned().map(Spec::Freeze).collect());
     add("freeze-sweep", file.freeze_sweep.iter().cloned().map(Spec::FreezeSweep).collect());
+    add("probe", file.probe.iter().cloned().map(Spec::Probe).collect());
     add("eval", file.eval.iter().cloned().map(Spec::Eval).collect());
     out
 }
@@ -399,6 +408,15 @@ fn check(step: &Step) -> std::result::Result<(), (String, String)> {
                 parsed("sets", selector(&sel))?;
             }
             parsed("layers", layers(&s.layers))?;
+        }
+        Spec::Probe(s) => {
+            exists("model", &s.model)?;
+            if let Some(b) = &s.b {
+                exists("b", b)?;
+            }
+            for (field, path) in s.inputs.files() {
+                exists(&format!("inputs.{field}"), path)?;
+            }
         }
         Spec::Eval(s) => {
             match (&s.model, &s.grade) {

@@ -261,6 +261,7 @@ fn part(dir: &Path, rel: &str, m: &Manifest) -> Part {
         "freeze-sweep" => freeze_sweep(dir, &mut p),
         "freeze" => freeze(dir, &mut p),
         "eval" => eval(dir, &mut p),
+        "probe" => probe(dir, &mut p),
         _ => Ok(()),
     };
     if let Err(e) = read {
@@ -472,6 +473,36 @@ fn eval(dir: &Path, p: &mut Part) -> Result<()> {
     Ok(())
 }
 
+fn probe(dir: &Path, p: &mut Part) -> Result<()> {
+    let r = sfn_scope::probe::ProbeReport::read(dir)?;
+    p.title = "Probe: L2 norms per layer".into();
+    p.facts = vec![("prompts".into(), r.prompts.to_string()), ("tokens".into(), r.tokens.to_string())];
+    let with_b = r.layers.first().is_some_and(|l| l.cos_resid_post.is_some());
+    let cell = |a: f64, b: Option<f64>, c: Option<f64>| match (b, c) {
+        (Some(b), Some(c)) => format!("{a:.3} / {b:.3} (cos {c:.4})"),
+        _ => format!("{a:.3}"),
+    };
+    p.table = Some(Table {
+        headers: vec!["layer", if with_b { "resid_post A / B" } else { "resid_post" }, "attn_out", "mlp_out"],
+        has_levels: false,
+        rows: r
+            .layers
+            .iter()
+            .map(|l| Row {
+                cells: vec![
+                    l.layer.to_string(),
+                    cell(l.resid_post_norm, l.b_resid_post_norm, l.cos_resid_post),
+                    cell(l.attn_out_norm, l.b_attn_out_norm, l.cos_attn_out),
+                    cell(l.mlp_out_norm, l.b_mlp_out_norm, l.cos_mlp_out),
+                ],
+                levels: None,
+                examples: vec![],
+            })
+            .collect(),
+    });
+    Ok(())
+}
+
 /// A results directory recorded as an absolute path, found where it is now: beside the run that
 /// recorded it when that run's directory was moved, else where it was.
 fn local(dir: &Path, recorded: &Path) -> PathBuf {
@@ -533,6 +564,8 @@ fn figure_title(stem: &str) -> String {
         "delta_histograms" => "Element-wise relative change (B−A)/|A|, clipped to [−1, 1]".into(),
         "sweep_levels" => "Share of outputs per level".into(),
         "freeze_loss" | "train_loss" => "Training loss".into(),
+        "probe_norms" => "L2 norm per layer, averaged over positions and prompts".into(),
+        "probe_cosine" => "Cosine similarity of A's and B's activations per layer".into(),
         other => other.replace('_', " "),
     }
 }
