@@ -47,6 +47,8 @@ enum Command {
     FreezeSweep(cmd::freeze::SweepArgs),
     /// Probe: layer-wise L2 norms of resid_post, attn_out and mlp_out, and with B where A's and B's activations part.
     Probe(cmd::probe::Args),
+    /// Activation patching: run A with B's activation at each layer and site (and B with A's); which site carries B's behaviour.
+    Patch(cmd::patch::Args),
     /// Evaluate a model (or grade recorded outputs) on a task file: accuracy with a 95% CI, output levels I-IV.
     Eval(cmd::eval::Args),
     /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
@@ -77,6 +79,7 @@ fn main() {
         Command::Freeze(args) => cmd::freeze::run(args),
         Command::FreezeSweep(args) => cmd::freeze::run_sweep(args),
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Patch(args) => cmd::patch::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Trace(args) => cmd::trace::run(args),

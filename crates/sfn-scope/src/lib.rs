@@ -9,7 +9,8 @@
 //! - `freeze/`: fine-tuning with only chosen modules trainable, and the paper's Table 2
 //!   (`sfn freeze`, `sfn freeze-sweep`);
 //! - `probe/`: layer-wise activation norms of a model, and where A's and B's activations part
-//!   (`sfn probe`); `inputs` is what it runs the models on.
+//!   (`sfn probe`); `patch/`: cross-model activation patching, which site carries B's behaviour
+//!   (`sfn patch`); `inputs` is what both run the models on.
 //!
 //! Library only: no printing (callers pass a `sfn_run::Progress`), typed errors.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod figure;
 pub mod freeze;
 pub mod inputs;
+pub mod patch;
 pub mod probe;
 pub mod sweep;
 

@@ -28,6 +28,7 @@ use sfn_eval::EvalSpec;
 use sfn_scope::delta::DeltaSpec;
 use sfn_scope::freeze::sweep::FreezeSweepSpec;
 use sfn_scope::freeze::FreezeSpec;
+use sfn_scope::patch::PatchSpec;
 use sfn_scope::probe::ProbeSpec;
 use sfn_scope::sweep::{DestroySweepSpec, MergeSweepSpec};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,8 @@ use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 /// The sections a study may have, in the order a study runs them.
-pub const SECTIONS: [&str; 7] = ["delta", "merge-sweep", "destroy-sweep", "freeze", "freeze-sweep", "probe", "eval"];
+pub const SECTIONS: [&str; 8] =
+    ["delta", "merge-sweep", "destroy-sweep", "freeze", "freeze-sweep", "probe", "patch", "eval"];
 
 /// Keys whose values are paths: resolved against the study file's directory.
 const PATH_KEYS: [&str; 10] =
@@ -70,6 +72,8 @@ pub struct StudyFile {
     #[serde(default)]
     pub probe: Vec<ProbeSpec>,
     #[serde(default)]
+    pub patch: Vec<PatchSpec>,
+    #[serde(default)]
     pub eval: Vec<EvalSpec>,
 }
 
@@ -82,6 +86,7 @@ pub enum Spec {
     Freeze(FreezeSpec),
     FreezeSweep(FreezeSweepSpec),
     Probe(ProbeSpec),
+    Patch(PatchSpec),
     Eval(EvalSpec),
 }
 
@@ -95,6 +100,7 @@ impl Spec {
             Spec::Freeze(s) => serde_json::to_value(s),
             Spec::FreezeSweep(s) => serde_json::to_value(s),
             Spec::Probe(s) => serde_json::to_value(s),
+            Spec::Patch(s) => serde_json::to_value(s),
             Spec::Eval(s) => serde_json::to_value(s),
         };
         v.expect("specs are plain data")
@@ -300,7 +306,7 @@ fn field_for(section: &str, key: &str) -> Option<&'static str> {
         ("probe", "a") => Some("model"),
         ("eval", "a") => None,
         (_, "a") => Some("a"),
-        ("delta" | "merge-sweep" | "probe", "b") => Some("b"),
+        ("delta" | "merge-sweep" | "probe" | "patch", "b") => Some("b"),
         ("merge-sweep" | "destroy-sweep" | "eval", "seed") => Some("seed"),
         _ => None,
     }
@@ -350,6 +356,7 @@ fn steps(file: &StudyFile, names: &[(&'static str, Vec<Option<String>>)]) -> Vec
     add("freeze", file.freeze.iter().cloned().map(Spec::Freeze).collect());
     add("freeze-sweep", file.freeze_sweep.iter().cloned().map(Spec::FreezeSweep).collect());
     add("probe", file.probe.iter().cloned().map(Spec::Probe).collect());
+    add("patch", file.patch.iter().cloned().map(Spec::Patch).collect());
     add("eval", file.eval.iter().cloned().map(Spec::Eval).collect());
     out
 }
@@ -418,6 +425,17 @@ fn check(step: &Step) -> std::result::Result<(), (String, String)> {
                 exists(&format!("inputs.{field}"), path)?;
             }
         }
+        Spec::Patch(s) => {
+            exists("a", &s.a)?;
+            exists("b", &s.b)?;
+            for (field, path) in s.inputs.files() {
+                exists(&format!("inputs.{field}"), path)?;
+            }
+            parsed("layers", layers(&s.layers))?;
+            for site in &s.sites {
+                parsed("sites", patch_site(site))?;
+            }
+        }
         Spec::Eval(s) => {
             match (&s.model, &s.grade) {
                 (Some(m), _) => exists("model", m)?,
@@ -430,4 +448,8 @@ fn check(step: &Step) -> std::result::Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+fn patch_site(site: &str) -> std::result::Result<(), String> {
+    sfn_scope::patch::site(site).map(|_| ()).map_err(|e| e.to_string())
 }

@@ -95,6 +95,7 @@ fn execute(spec: &Spec, dir: &Path, ctx: &Context) -> Result<()> {
         Spec::Freeze(s) => drop(sfn_scope::freeze::run(s, dir, ctx)?),
         Spec::FreezeSweep(s) => drop(sfn_scope::freeze::sweep::run(s, dir, ctx)?),
         Spec::Probe(s) => drop(sfn_scope::probe::run(s, dir, ctx)?),
+        Spec::Patch(s) => drop(sfn_scope::patch::run(s, dir, ctx)?),
         Spec::Eval(s) => drop(sfn_eval::spec::run(s, dir, ctx)?),
     }
     Ok(())

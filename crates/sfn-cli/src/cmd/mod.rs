@@ -8,6 +8,7 @@ pub mod generate;
 pub mod inspect;
 pub mod lab;
 pub mod merge;
+pub mod patch;
 pub mod probe;
 pub mod study;
 pub mod sweep;

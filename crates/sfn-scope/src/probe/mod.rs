@@ -136,7 +136,7 @@ pub fn run(spec: &ProbeSpec, out: &Path, ctx: &Context) -> Result<ProbeReport> {
 }
 
 /// A and B must have the same layers and hidden size to be compared site by site.
-fn same_shape(a: &Model, b: &Model) -> Result<()> {
+pub(crate) fn same_shape(a: &Model, b: &Model) -> Result<()> {
     let (ca, cb) = (&a.config, &b.config);
     if (ca.num_layers, ca.hidden_size, ca.vocab_size) != (cb.num_layers, cb.hidden_size, cb.vocab_size) {
         return Err(Error::Mismatch(format!(

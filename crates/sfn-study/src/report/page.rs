@@ -262,6 +262,7 @@ fn part(dir: &Path, rel: &str, m: &Manifest) -> Part {
         "freeze" => freeze(dir, &mut p),
         "eval" => eval(dir, &mut p),
         "probe" => probe(dir, &mut p),
+        "patch" => patch(dir, &mut p),
         _ => Ok(()),
     };
     if let Err(e) = read {
@@ -503,6 +504,42 @@ fn probe(dir: &Path, p: &mut Part) -> Result<()> {
     Ok(())
 }
 
+fn patch(dir: &Path, p: &mut Part) -> Result<()> {
+    let r = sfn_scope::patch::PatchReport::read(dir)?;
+    p.title = "Activation patching".into();
+    p.facts = r
+        .baselines
+        .iter()
+        .map(|b| {
+            (
+                format!("{}: {} with {}'s activations", b.direction, b.target, b.source),
+                format!("unpatched KL({} ‖ {}) {:.4}; mean log-probability of the scored tokens {:.3} (target) vs {:.3} (source)", b.source, b.target, b.kl, b.target_logprob, b.source_logprob),
+            )
+        })
+        .collect();
+    p.facts.push(("prompts".into(), r.prompts.to_string()));
+    p.table = Some(Table {
+        headers: vec!["direction", "layer", "site", "KL(source ‖ patched)", "recovery"],
+        has_levels: false,
+        rows: r
+            .records
+            .iter()
+            .map(|x| Row {
+                cells: vec![
+                    x.direction.clone(),
+                    x.layer.to_string(),
+                    x.site.clone(),
+                    format!("{:.4}", x.kl),
+                    opt(x.recovery, 3),
+                ],
+                levels: None,
+                examples: vec![],
+            })
+            .collect(),
+    });
+    Ok(())
+}
+
 /// A results directory recorded as an absolute path, found where it is now: beside the run that
 /// recorded it when that run's directory was moved, else where it was.
 fn local(dir: &Path, recorded: &Path) -> PathBuf {
@@ -566,6 +603,8 @@ fn figure_title(stem: &str) -> String {
         "freeze_loss" | "train_loss" => "Training loss".into(),
         "probe_norms" => "L2 norm per layer, averaged over positions and prompts".into(),
         "probe_cosine" => "Cosine similarity of A's and B's activations per layer".into(),
+        "patch_denoise" => "Denoise: A with B's activation, share of the gap recovered per layer and site".into(),
+        "patch_noise" => "Noise: B with A's activation, share of the gap recovered per layer and site".into(),
         other => other.replace('_', " "),
     }
 }

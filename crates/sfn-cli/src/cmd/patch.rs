@@ -1,0 +1,53 @@
+//! `sfn patch A B (--prompts FILE | --task FILE | --ids ...) [--sites ...] [--layers R]
+//! [--direction denoise|noise|both] -o DIR`: flags → `PatchSpec` → `sfn_scope::patch::run` → a
+//! layer × site table of the recovery per direction on stdout.
+
+use crate::progress::Bars;
+use anyhow::Result;
+use sfn_scope::patch::PatchSpec;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    spec: PatchSpec,
+    /// Output directory (patch.json, heatmaps, run.json).
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let bars = Bars::default();
+    let r = sfn_scope::patch::run(&args.spec, &args.out, &bars.context())?;
+    for base in &r.baselines {
+        println!(
+            "{}: {} with {}'s activations (KL({} ‖ {}) unpatched {:.4}; mean log-prob {:.3} → {:.3}); recovery per layer and site:",
+            base.direction, base.target, base.source, base.source, base.target, base.kl, base.target_logprob, base.source_logprob
+        );
+        let records: Vec<_> = r.records.iter().filter(|x| x.direction == base.direction).collect();
+        let mut sites: Vec<&str> = vec![];
+        for x in &records {
+            if !sites.contains(&x.site.as_str()) {
+                sites.push(&x.site);
+            }
+        }
+        println!("{:>6} {}", "layer", sites.iter().map(|s| format!("{s:>11}")).collect::<String>());
+        let mut layers: Vec<usize> = records.iter().map(|x| x.layer).collect();
+        layers.dedup();
+        for l in layers {
+            let cells: String = sites
+                .iter()
+                .map(|s| {
+                    let rec = records.iter().find(|x| x.layer == l && x.site == *s);
+                    match rec.and_then(|x| x.recovery) {
+                        Some(v) => format!("{v:>11.3}"),
+                        None => format!("{:>11}", "n/a"),
+                    }
+                })
+                .collect();
+            println!("{l:>6} {cells}");
+        }
+    }
+    eprintln!("wrote {}", args.out.join(sfn_scope::patch::JSON_FILE).display());
+    Ok(())
+}
