@@ -3,7 +3,8 @@
 //! recovers everything (KL 0, recovery 1) in both directions; patching layer 0 (identical in both)
 //! leaves the target exactly as it was (recovery 0, KL unchanged); patching the last layer's
 //! resid_post gives the source's distribution exactly (the final norm and head are shared). On a
-//! task file the positions that matter are the source's own greedy completion.
+//! task file the positions that matter are the source's own greedy completion. Decoding A with
+//! B's attn_out at that layer (an activation merge) writes exactly B's answers.
 
 mod common;
 
@@ -97,4 +98,55 @@ fn patching_scores_the_sources_own_completion_of_a_task() {
         assert!(n > 0 && n <= 36, "at most 6 completion tokens per prompt are scored: {n}");
     }
     exact(&r, 2, 1);
+}
+
+#[test]
+fn an_activation_merge_at_the_one_changed_module_decodes_as_b() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = tiny_model(dir.path()).display().to_string();
+    let data = worked(dir.path(), 6, 4);
+    let b = dir.path().join("b").display().to_string();
+    ok(&sfn(&[
+        "freeze",
+        &a,
+        "--data",
+        &data,
+        "--train",
+        "layers[1].o_proj",
+        "--max-steps",
+        "4",
+        "--lr",
+        "3e-2",
+        "--mode",
+        "chat",
+        "-o",
+        &b,
+    ]));
+    let out = dir.path().join("patch");
+    let args = [
+        "--ids",
+        "1,2,3",
+        "--sites",
+        "attn_out",
+        "--layers",
+        "1",
+        "--eval",
+        &data,
+        "--eval-max-new",
+        "12",
+        "--mode",
+        "chat",
+    ];
+    let r = patch(&[&[a.as_str(), b.as_str()][..], &args].concat(), &out);
+    assert_eq!(r["eval"]["samples"], 6);
+    let eval_b = dir.path().join("eval-b").display().to_string();
+    ok(&sfn(&["eval", &b, "--task", &data, "--mode", "chat", "--max-new", "12", "-o", &eval_b]));
+    let eval_a = dir.path().join("eval-a").display().to_string();
+    ok(&sfn(&["eval", &a, "--task", &data, "--mode", "chat", "--max-new", "12", "-o", &eval_a]));
+    let outputs = |d: &Path| -> Vec<Value> {
+        jsonl_file(&d.join("samples.jsonl")).as_array().unwrap().iter().map(|x| x["output"].clone()).collect()
+    };
+    let merged = outputs(&out.join("eval"));
+    assert_eq!(merged, outputs(Path::new(&eval_b)), "A with B's layer-1 attn_out is B");
+    assert_ne!(merged, outputs(Path::new(&eval_a)), "the pair must answer differently for the test to mean something");
 }

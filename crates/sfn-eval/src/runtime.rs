@@ -34,6 +34,9 @@ type Result<T> = std::result::Result<T, GenerateError>;
 /// Positions per forward pass when scoring: bounds the logits held at once to this × vocab.
 const SCORE_CHUNK: usize = 256;
 
+/// Hooks for one generated row, given its prompt ids and how many tokens it may add.
+pub type RowHooks<'a> = Box<dyn Fn(&[u32], usize) -> sfn_model::Result<Hooks> + 'a>;
+
 /// A loaded model and its tokenizer, ready to generate for or score prompts.
 pub struct ModelRunner<'a> {
     model: &'a Model,
@@ -41,13 +44,44 @@ pub struct ModelRunner<'a> {
     /// The chat template, or why there is none (reported only when chat mode is used).
     chat: std::result::Result<ChatTemplate, String>,
     describe: serde_json::Value,
+    /// When set, rows are generated one at a time, each with the hooks this makes (activation
+    /// patching during decoding: a source model follows each row in its own cache).
+    row_hooks: Option<RowHooks<'a>>,
 }
 
 impl<'a> ModelRunner<'a> {
     /// `describe` identifies the model in result files (path, edits, dtype, device...).
     pub fn new(model: &'a Model, tokenizer: &'a Tokenizer, describe: serde_json::Value) -> ModelRunner<'a> {
         let chat = ChatTemplate::for_tokenizer(tokenizer).map_err(|e| e.to_string());
-        ModelRunner { model, tokenizer, chat, describe }
+        ModelRunner { model, tokenizer, chat, describe, row_hooks: None }
+    }
+
+    /// Generate each row alone, with the hooks `make` returns for it.
+    pub fn with_row_hooks(mut self, make: RowHooks<'a>) -> ModelRunner<'a> {
+        self.row_hooks = Some(make);
+        self
+    }
+
+    /// Generate `rows`: in one batch, or one row at a time with its own hooks.
+    fn run_rows(
+        &self,
+        rows: &[Vec<u32>],
+        opts: &GenerateOptions,
+        on_event: &mut dyn FnMut(usize, Event),
+    ) -> Result<()> {
+        let Some(make) = &self.row_hooks else {
+            generate(self.model, Some(self.tokenizer), rows, opts, &mut Hooks::new(), on_event)?;
+            return Ok(());
+        };
+        for (i, row) in rows.iter().enumerate() {
+            let mut hooks = make(row, opts.max_new_tokens)?;
+            let one =
+                GenerateOptions { streams: vec![opts.streams.get(i).copied().unwrap_or(i as u64)], ..opts.clone() };
+            generate(self.model, Some(self.tokenizer), std::slice::from_ref(row), &one, &mut hooks, &mut |_, e| {
+                on_event(i, e)
+            })?;
+        }
+        Ok(())
     }
 
     /// The prompt's tokens, as a model is given them (also what the probe and patch commands run).
@@ -136,6 +170,9 @@ impl Generator for ModelRunner<'_> {
         let streams = prompts.iter().flat_map(|p| (0..n).map(|k| stream(&p.id, k, 0))).collect();
         let opts = self.options(settings, settings.max_new_tokens, streams);
         let cue = match &settings.budget_forcing {
+            Some(_) if self.row_hooks.is_some() => {
+                return Err("budget forcing is not available while activations are patched during decoding".into())
+            }
             Some(f) => {
                 let text = format!("\n{}", f.cue);
                 let ids = self.tokenizer.encode(&text, false)?;
@@ -158,7 +195,7 @@ impl Generator for ModelRunner<'_> {
         let mut delivered = vec![false; prompts.len()];
         // The first failed delivery: later prompts are not delivered, and it is returned.
         let mut failure: Option<GenerateError> = None;
-        generate(self.model, Some(self.tokenizer), &rows, &opts, &mut Hooks::new(), &mut |i, event| {
+        self.run_rows(&rows, &opts, &mut |i, event| {
             let Event::Done(g) = event else { return };
             let sample = Sample {
                 prompt: rows[i].clone(),
@@ -315,7 +352,16 @@ pub fn evaluate_model(
     reference: Option<&Reference>,
     progress: &dyn Progress,
 ) -> crate::Result<EvalOutcome> {
-    let mut runner = ModelRunner::new(model, tokenizer, describe);
+    evaluate_runner(job, ModelRunner::new(model, tokenizer, describe), reference, progress)
+}
+
+/// `evaluate_model` for a runner made by the caller (one that patches activations, say).
+pub fn evaluate_runner(
+    job: &EvalJob,
+    mut runner: ModelRunner,
+    reference: Option<&Reference>,
+    progress: &dyn Progress,
+) -> crate::Result<EvalOutcome> {
     let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe.clone()));
     let mut notes = vec![];
     if scorer.is_none() {

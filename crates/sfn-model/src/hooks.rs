@@ -109,6 +109,9 @@ pub struct HookCtx<'a> {
     /// The rotary position of every (row, step position), row-major [batch * seq]; with left
     /// padding the pad slots repeat position 0 of their row.
     pub positions: &'a [u32],
+    /// The token ids of this step, one row per batch row (left padding included), so that a
+    /// custom hook can run another model on the same tokens.
+    pub tokens: &'a [Vec<u32>],
 }
 
 /// A user function run at a hook point: gets the activation, returns its replacement (same shape).

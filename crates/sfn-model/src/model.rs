@@ -271,7 +271,7 @@ impl Model {
         let mask = self.mask(b, s, offset, pad, n_rep)?;
         let dev = &self.device;
         let mut x = self.embed_tokens.forward(&flat, dev)?.reshape((b, s, cfg.hidden_size))?; // [b, s, hidden]
-        let ctx = |id| HookCtx { id, batch: b, seq: s, positions: &positions };
+        let ctx = |id| HookCtx { id, batch: b, seq: s, positions: &positions, tokens: rows };
         for (l, block) in self.layers.iter().enumerate() {
             let id = |p| HookId::new(p, l);
             x = hooks.at(id(HookPoint::ResidPre), x, &ctx(id(HookPoint::ResidPre)))?;

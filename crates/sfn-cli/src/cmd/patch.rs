@@ -1,10 +1,12 @@
 //! `sfn patch A B (--prompts FILE | --task FILE | --ids ...) [--sites ...] [--layers R]
 //! [--direction denoise|noise|both] -o DIR`: flags → `PatchSpec` → `sfn_scope::patch::run` → a
-//! layer × site table of the recovery per direction on stdout.
+//! layer × site table of the recovery per direction on stdout. `--eval TASK` adds the activation
+//! merge's evaluation (A decoding with B's activations at --sites of --layers), prompted in --mode.
 
 use crate::progress::Bars;
 use anyhow::Result;
-use sfn_scope::patch::PatchSpec;
+use sfn_eval::EvalSettings;
+use sfn_scope::patch::{PatchEval, PatchSpec};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -14,9 +16,25 @@ pub struct Args {
     /// Output directory (patch.json, heatmaps, run.json).
     #[arg(long, short = 'o')]
     out: PathBuf,
+    /// Also evaluate A decoding with B's activations at --sites of --layers on this task file
+    /// (an activation merge), into DIR/eval.
+    #[arg(long, value_name = "TASK")]
+    eval: Option<PathBuf>,
+    /// With --eval: most new tokens per answer.
+    #[arg(long, requires = "eval")]
+    eval_max_new: Option<usize>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(mut args: Args) -> Result<()> {
+    if let Some(task) = args.eval.take() {
+        let defaults = EvalSettings::default();
+        let settings = EvalSettings {
+            mode: args.spec.inputs.mode,
+            max_new: args.eval_max_new.unwrap_or(defaults.max_new),
+            ..defaults
+        };
+        args.spec.eval = Some(PatchEval { task, settings, no_reference: false });
+    }
     let bars = Bars::default();
     let r = sfn_scope::patch::run(&args.spec, &args.out, &bars.context())?;
     for base in &r.baselines {
@@ -47,6 +65,13 @@ pub fn run(args: Args) -> Result<()> {
                 .collect();
             println!("{l:>6} {cells}");
         }
+    }
+    if let Some(s) = &r.eval {
+        let acc = s.accuracy.map_or("n/a".into(), |a| format!("{:.1}%", 100.0 * a));
+        println!(
+            "activation merge (A with B's activations): accuracy {acc}, levels I/II/III/IV {}/{}/{}/{}",
+            s.levels.I, s.levels.II, s.levels.III, s.levels.IV
+        );
     }
     eprintln!("wrote {}", args.out.join(sfn_scope::patch::JSON_FILE).display());
     Ok(())

@@ -16,15 +16,26 @@
 //!
 //! Writes patch.json (one record per layer, site and direction, and the unpatched baselines) and a
 //! layer × site heatmap of the recovery per direction.
+//!
+//! With `eval` (`--eval TASK`), A also decodes the task with B's activation at every chosen site
+//! and layer at once — an activation merge, beside the weight merge of the merge sweep — and is
+//! graded and judged as `sfn eval` does, into eval/. B follows each generated row in its own KV
+//! cache, one step ahead at the first patched site, so the activations are B's on A's tokens.
 
 use crate::error::{Error, Result};
 use crate::figure;
 use crate::inputs::{Inputs, Sequence};
 use serde::{Deserialize, Serialize};
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{Action, HookId, HookPoint, Hooks, Intervention, Model, RuntimeSpec, Tensor, Tokenizer};
+use sfn_eval::runtime::{evaluate_runner, LoadedReference, ModelRunner, RowHooks};
+use sfn_eval::{EvalSettings, Summary};
+use sfn_model::hooks::{HookCtx, HookFn};
+use sfn_model::{
+    Action, ActivationCache, HookId, HookPoint, Hooks, Intervention, Logits, Model, RuntimeSpec, Tensor, Tokenizer,
+};
 use sfn_run::{Context, Provenance, RunDir};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub const JSON_FILE: &str = "patch.json";
 
@@ -92,9 +103,26 @@ pub struct PatchSpec {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = default_max_new()))]
     #[serde(default = "default_max_new")]
     pub max_new: usize,
+    /// Also evaluate A decoding with B's activations at the chosen sites and layers (see the
+    /// module docs); the CLI's `--eval TASK`.
+    #[cfg_attr(feature = "cli", arg(skip))]
+    #[serde(default)]
+    pub eval: Option<PatchEval>,
     #[cfg_attr(feature = "cli", command(flatten))]
     #[serde(default)]
     pub runtime: RuntimeSpec,
+}
+
+/// The activation merge's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchEval {
+    pub task: PathBuf,
+    #[serde(default)]
+    pub settings: EvalSettings,
+    /// Judge without a reference model (by default intact A scores every output).
+    #[serde(default)]
+    pub no_reference: bool,
 }
 
 /// One patch: a site of a layer, in one direction.
@@ -133,6 +161,9 @@ pub struct PatchReport {
     pub scored_positions: Vec<(String, usize)>,
     pub baselines: Vec<Baseline>,
     pub records: Vec<PatchRecord>,
+    /// The activation merge's evaluation summary (eval/), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<Summary>,
 }
 
 impl PatchReport {
@@ -166,7 +197,7 @@ pub fn run(spec: &PatchSpec, out: &Path, ctx: &Context) -> Result<PatchReport> {
     let run = RunDir::create(out, "patch", provenance)?;
     let (report, _) = run.finish_with(|run| -> Result<PatchReport> {
         let model_a = spec.runtime.load_model(&a).map_err(|e| Error::Side("A", Box::new(e.into())))?;
-        let model_b = spec.runtime.load_model(&b).map_err(|e| Error::Side("B", Box::new(e.into())))?;
+        let model_b = Arc::new(spec.runtime.load_model(&b).map_err(|e| Error::Side("B", Box::new(e.into())))?);
         crate::probe::same_shape(&model_a, &model_b)?;
         let n = model_a.config.num_layers;
         let layers: Vec<usize> = match &spec.layers {
@@ -189,8 +220,8 @@ pub fn run(spec: &PatchSpec, out: &Path, ctx: &Context) -> Result<PatchReport> {
         let mut scored_positions = vec![];
         for direction in spec.direction.each() {
             let (source, target, names) = match direction {
-                Direction::Denoise => (&model_b, &model_a, ("B", "A")),
-                _ => (&model_a, &model_b, ("A", "B")),
+                Direction::Denoise => (&*model_b, &model_a, ("B", "A")),
+                _ => (&model_a, &*model_b, ("A", "B")),
             };
             let total = (prompts.len() * (1 + layers.len() * sites.len())) as u64;
             ctx.progress.stage(&format!("patch {}", direction.name()), total, sfn_run::Unit::Items);
@@ -248,18 +279,99 @@ pub fn run(spec: &PatchSpec, out: &Path, ctx: &Context) -> Result<PatchReport> {
             }
         }
         ctx.progress.finish();
+        let eval = match &spec.eval {
+            Some(e) => Some(activation_merge(e, &a, &model_a, model_b.clone(), &sites, &layers, spec, run, ctx)?),
+            None => None,
+        };
         let report = PatchReport {
             provenance: run.manifest().provenance.clone(),
             prompts: prompts.len(),
             scored_positions,
             baselines,
             records,
+            eval,
         };
         run.write_json(JSON_FILE, &report)?;
         heatmaps(run, &report, &layers, &sites)?;
         Ok(report)
     })?;
     Ok(report)
+}
+
+/// Evaluate A decoding with B's activations at `sites` × `layers` into eval/.
+#[allow(clippy::too_many_arguments)]
+fn activation_merge(
+    e: &PatchEval,
+    a: &Checkpoint,
+    model_a: &Model,
+    model_b: Arc<Model>,
+    sites: &[HookPoint],
+    layers: &[usize],
+    spec: &PatchSpec,
+    run: &mut RunDir,
+    ctx: &Context,
+) -> Result<Summary> {
+    let tokenizer = Tokenizer::for_source(a).map_err(|err| err.context("tokenizer of A"))?;
+    let tasks = e.settings.tasks(&e.task)?;
+    let reference = match (&e.settings.reference, e.no_reference) {
+        (_, true) => None,
+        (Some(path), _) => LoadedReference::open(Some(path), &spec.runtime)?,
+        (None, _) => Some(LoadedReference::load(a, &spec.runtime)?),
+    };
+    let dir = run.join("eval");
+    let spec_json = serde_json::to_value(spec).expect("plain data");
+    let job = e.settings.job(&tasks, &dir, 0, reference.is_some(), spec_json, ctx)?;
+    let describe = serde_json::json!({
+        "a": sfn_run::rundir::absolute(&spec.a),
+        "activations_from": sfn_run::rundir::absolute(&spec.b),
+        "sites": sites.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "layers": layers,
+        "runtime": spec.runtime.describe(),
+    });
+    let runner = ModelRunner::new(model_a, &tokenizer, describe).with_row_hooks(follow(model_b, sites, layers));
+    let reference = reference.as_ref().map(|r| r.get());
+    let outcome = evaluate_runner(&job, runner, reference.as_ref(), ctx.progress)?;
+    run.record("eval")?;
+    Ok(outcome.summary)
+}
+
+/// Hooks that replace A's activation at `sites` × `layers` by B's on the same tokens: at the
+/// first of those hooks in each step, B runs the step's tokens into its own cache (one per row)
+/// and keeps its activations there; every patched hook then takes B's value.
+fn follow(b: Arc<Model>, sites: &[HookPoint], layers: &[usize]) -> RowHooks<'static> {
+    let ids: Vec<HookId> = layers.iter().flat_map(|&l| sites.iter().map(move |&s| HookId::new(s, l))).collect();
+    Box::new(move |prompt: &[u32], max_new: usize| {
+        let cache = b.new_cache(1, (prompt.len() + max_new + 1).min(b.max_positions()))?;
+        let state = Arc::new(Mutex::new((cache, ActivationCache::new())));
+        // Hook ids order as the model runs them: by layer, then along the residual stream.
+        let first = *ids.iter().min().expect("at least one site and layer");
+        let mut hooks = Hooks::new();
+        for &id in &ids {
+            let (b, state, ids) = (b.clone(), state.clone(), ids.clone());
+            let f: HookFn = Arc::new(move |ctx: &HookCtx, _: &Tensor| {
+                let mut guard = state.lock().expect("one generation at a time");
+                let (cache, stored) = &mut *guard;
+                if ctx.id == first {
+                    let mut capture = Hooks::new();
+                    for &id in &ids {
+                        capture.capture(id);
+                    }
+                    if cache.is_empty() {
+                        b.prefill(cache, ctx.tokens, &mut capture, Logits::Last)?;
+                    } else {
+                        b.extend(cache, ctx.tokens, &mut capture, Logits::Last)?;
+                    }
+                    *stored = capture.take_captured()?;
+                }
+                stored
+                    .get(&ctx.id)
+                    .cloned()
+                    .ok_or_else(|| sfn_model::Error::input(format!("B's {} is missing", ctx.id)))
+            });
+            hooks.intervene(id, Intervention::new(Action::Custom(f)));
+        }
+        Ok(hooks)
+    })
 }
 
 /// Sums over prompts of per-prompt means.

@@ -518,6 +518,20 @@ fn patch(dir: &Path, p: &mut Part) -> Result<()> {
         })
         .collect();
     p.facts.push(("prompts".into(), r.prompts.to_string()));
+    if let Some(s) = &r.eval {
+        p.facts.push((
+            "activation merge (A decoding with B's activations)".into(),
+            format!(
+                "accuracy {}, mean tokens {}, levels I/II/III/IV {}/{}/{}/{} (in eval/)",
+                accuracy(s.accuracy, s.ci95),
+                opt(s.mean_tokens, 0),
+                s.levels.I,
+                s.levels.II,
+                s.levels.III,
+                s.levels.IV
+            ),
+        ));
+    }
     p.table = Some(Table {
         headers: vec!["direction", "layer", "site", "KL(source ‖ patched)", "recovery"],
         has_levels: false,
