@@ -417,29 +417,3 @@ unsafe fn f4x2_impl<B: Block>(g: &[u8], x: [&[f32]; 2], sums: [&[f32]; 2], nb: u
     }
     out
 }
-
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    // SAFETY: as in dotf_q4_1; both slices have the asserted common length.
-    unsafe { dot_f32_impl(a, b) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f32_impl(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (k, acc) in acc.iter_mut().enumerate() {
-            *acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8 * k)), _mm256_loadu_ps(pb.add(i + 8 * k)), *acc);
-        }
-        i += 32;
-    }
-    let mut sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    while i < n {
-        sum += *pa.add(i) * *pb.add(i);
-        i += 1;
-    }
-    sum
-}

@@ -70,6 +70,9 @@ pub enum Activations {
 /// Up to this many activation rows, `matmul` runs the in-register kernels once per row; above,
 /// it widens each weight row once and runs f32 dot products (prefill).
 const DIRECT_ROWS: usize = 16;
+/// Groups of four weight rows widened together for a prefill GEMM: 32 rows (at 2048 columns,
+/// 256 KiB of f32, within L2).
+const TILE_GROUPS: usize = 8;
 
 type F32x4x2 = fn(&[u8], [&[f32]; 2], [&[f32]; 2]) -> [[f32; 4]; 2];
 
@@ -85,8 +88,6 @@ struct Kernels {
     /// One group against two activation rows, each weight unpacked once for both (results
     /// bit-identical to two `f32x4` calls); None: two `f32x4` calls.
     f32x4x2: Option<F32x4x2>,
-    /// f32 · f32 over a whole row (after widening a weight row, for several activation rows).
-    dense: fn(&[f32], &[f32]) -> f32,
 }
 
 /// A weight matrix [rows, cols] in GGUF blocks, row-major (each row `cols/32` blocks).
@@ -299,32 +300,56 @@ impl QMatrix {
             });
             return;
         }
-        // Several activation rows: widen each group of four weight rows once, straight from its
-        // interleaved blocks, then f32 dot products with every activation row.
+        // Several activation rows (prefill, scoring): widen a tile of weight rows once, straight
+        // from its interleaved blocks, then one GEMM of every activation row with the tile (the
+        // tile stays in L2; each task writes its own output columns).
         let bb = self.dtype.block_bytes();
-        parallel_for(n.div_ceil(4), |range| {
-            let mut wf = vec![0f32; 4 * cols]; // [4, cols]
-            for g in range {
-                let rows = if 4 * g + 4 <= n {
-                    for (i, block) in self.group(g).chunks_exact(bb).enumerate() {
-                        let (b, j) = (i / 4, i % 4);
-                        dequantize(self.dtype, block, &mut wf[j * cols + b * QK..j * cols + (b + 1) * QK]);
-                    }
-                    4 * g..4 * g + 4
-                } else {
-                    for r in 4 * g..n {
-                        let j = r - 4 * g;
-                        dequantize(self.dtype, self.tail_row(r), &mut wf[j * cols..(j + 1) * cols]);
-                    }
-                    4 * g..n
-                };
-                for r in rows {
-                    let w = &wf[(r - 4 * g) * cols..(r - 4 * g + 1) * cols];
-                    for i in 0..m {
-                        // SAFETY: weight rows are disjoint across tasks, so (i, r) is written once.
-                        unsafe { dst.write(i * n + r, (k.dense)(w, &x[i * cols..(i + 1) * cols])) };
+        let groups = n.div_ceil(4);
+        parallel_for(groups.div_ceil(TILE_GROUPS), |range| {
+            let mut wf = vec![0f32; 4 * TILE_GROUPS * cols]; // [tile rows, cols]
+            for t in range {
+                let (g0, g1) = (t * TILE_GROUPS, ((t + 1) * TILE_GROUPS).min(groups));
+                for g in g0..g1 {
+                    let base = (g - g0) * 4 * cols;
+                    if 4 * g + 4 <= n {
+                        for (i, block) in self.group(g).chunks_exact(bb).enumerate() {
+                            let (b, j) = (i / 4, i % 4);
+                            let at = base + j * cols + b * QK;
+                            dequantize(self.dtype, block, &mut wf[at..at + QK]);
+                        }
+                    } else {
+                        for r in 4 * g..n {
+                            let at = base + (r - 4 * g) * cols;
+                            dequantize(self.dtype, self.tail_row(r), &mut wf[at..at + cols]);
+                        }
                     }
                 }
+                let (r0, r1) = (4 * g0, (4 * g1).min(n));
+                // SAFETY: x is [m, cols], wf holds rows r0..r1 as [r1 - r0, cols] (read as its
+                // transpose), and out columns r0..r1 of every row belong to this task alone.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        r1 - r0,
+                        cols,
+                        dst.at(r0),
+                        1,
+                        n as isize,
+                        false,
+                        x.as_ptr(),
+                        1,
+                        cols as isize,
+                        wf.as_ptr(),
+                        cols as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    )
+                };
             }
         });
     }
@@ -346,8 +371,8 @@ struct SharedOut {
     len: usize,
 }
 
-// SAFETY: tasks only write through `write`, at indices no other task writes (callers guarantee
-// it), while the buffer's owner waits for all of them (`execute_chunked` returns after they end).
+// SAFETY: tasks only write through `write` or at `at`, at indices no other task writes (callers
+// guarantee it), while the buffer's owner waits for all of them (`parallel_for` returns after they end).
 unsafe impl Sync for SharedOut {}
 // SAFETY: as for Sync; the pointer is only used while the buffer is borrowed by `matmul`.
 unsafe impl Send for SharedOut {}
@@ -362,6 +387,13 @@ impl SharedOut {
     unsafe fn write(&self, i: usize, v: f32) {
         assert!(i < self.len);
         *self.ptr.add(i) = v;
+    }
+
+    /// The address of index `i`, for a writer (a GEMM) that fills a region of its own.
+    fn at(&self, i: usize) -> *mut f32 {
+        assert!(i < self.len);
+        // SAFETY: in bounds (checked); writing through it is the caller's `unsafe`.
+        unsafe { self.ptr.add(i) }
     }
 }
 
@@ -409,7 +441,7 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
             DType::Q4_0 => (dot_q4_0, x4::<Q4_0>, dotf_q4_0, f4::<Q4_0>, f4x2::<Q4_0>),
             _ => (dot_q4_1, x4::<Q4_1>, dotf_q4_1, f4::<Q4_1>, f4x2::<Q4_1>),
         };
-        return Kernels { q8, q8x4, f32, f32x4, f32x4x2: Some(f32x4x2), dense: dot_f32 };
+        return Kernels { q8, q8x4, f32, f32x4, f32x4x2: Some(f32x4x2) };
     }
     let _ = kernel;
     let (q8, f32): (fn(&[u8], &[ActBlock]) -> f32, fn(&[u8], &[f32], &[f32]) -> f32) = match dtype {
@@ -432,7 +464,6 @@ fn pick_kernels(dtype: DType, kernel: Kernel) -> Kernels {
             _ => |g, x, s| scalar::rows_of_group(g, 20).map(|w| scalar::dotf_q4_1(&w, x, s)),
         },
         f32x4x2: None,
-        dense: scalar::dot_f32,
     }
 }
 

@@ -31,10 +31,6 @@ pub fn dot_q4_0(w: &[u8], a: &[ActBlock]) -> f32 {
     sum
 }
 
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 pub fn dotf_q8_0(w: &[u8], x: &[f32], _sums: &[f32]) -> f32 {
     let mut sum = 0f32;
     for (b, xs) in w.chunks_exact(34).zip(x.chunks_exact(QK)) {
