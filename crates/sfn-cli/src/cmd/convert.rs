@@ -1,11 +1,13 @@
 //! `sfn convert MODEL -o OUT [--dtype bf16] [--max-shard-size 5GB]`: rewrite any checkpoint sfn
 //! reads (HF directory, .safetensors, .gguf) as a Hugging Face safetensors directory. GGUF tensors
-//! are dequantized (q/k rows un-permuted) and a config.json is written from the GGUF metadata.
+//! are dequantized (q/k rows un-permuted), a config.json is written from the GGUF metadata and the
+//! GGUF's tokenizer as tokenizer.json + tokenizer_config.json (with its chat template).
 
 use crate::progress::Bars;
 use anyhow::Result;
 use sfn_checkpoint::writer::{write_checkpoint, write_tensor_as, TensorSpec, WriteSpec};
-use sfn_checkpoint::{Checkpoint, DType};
+use sfn_checkpoint::{Checkpoint, DType, Format};
+use sfn_model::Tokenizer;
 use sfn_run::{Progress, Unit};
 use std::path::PathBuf;
 
@@ -30,6 +32,9 @@ pub fn run(args: Args) -> Result<()> {
         })
         .collect();
     let mut opts = args.output.options(&[&ck])?;
+    if ck.format == Format::Gguf {
+        opts.extra_files.extend(Tokenizer::for_source(&ck)?.hf_files()?);
+    }
     opts.metadata.insert("sfn_source".into(), ck.path.display().to_string());
     let bars = Bars::default();
     bars.stage("converting", specs.iter().map(|s| s.nbytes()).sum(), Unit::Bytes);
