@@ -42,6 +42,19 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// Every tensor of `ck` as sfn writes it out whole (convert, freeze): in `forced` dtype when
+    /// given, else as stored, with quantized tensors widened to f32.
+    pub fn all_of(ck: &crate::Checkpoint, forced: Option<DType>) -> Vec<TensorSpec> {
+        ck.tensors()
+            .iter()
+            .map(|t| TensorSpec {
+                name: t.name.clone(),
+                dtype: forced.unwrap_or(if t.dtype.is_quantized() { DType::F32 } else { t.dtype }),
+                shape: t.shape.clone(),
+            })
+            .collect()
+    }
+
     pub fn nbytes(&self) -> u64 {
         self.dtype.byte_len(self.shape.iter().product()).unwrap_or(0) as u64
     }

@@ -49,6 +49,31 @@ fn exact(r: &Value, layers: u64, changed: u64) {
     }
 }
 
+/// A (the tiny random model), B (A with layer 1's o_proj trained 4 steps at `lr` on worked
+/// problems of `seed`) and those problems' file.
+fn trained_pair(dir: &Path, seed: u64, lr: &str) -> (String, String, String) {
+    let a = tiny_model(dir).display().to_string();
+    let data = worked(dir, 6, seed);
+    let b = dir.join("b").display().to_string();
+    ok(&sfn(&[
+        "freeze",
+        &a,
+        "--data",
+        &data,
+        "--train",
+        "layers[1].o_proj",
+        "--max-steps",
+        "4",
+        "--lr",
+        lr,
+        "--mode",
+        "chat",
+        "-o",
+        &b,
+    ]));
+    (a, b, data)
+}
+
 #[test]
 fn patching_a_known_answer_pair() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,25 +98,7 @@ fn patching_a_known_answer_pair() {
 #[test]
 fn patching_scores_the_sources_own_completion_of_a_task() {
     let dir = tempfile::tempdir().unwrap();
-    let a = tiny_model(dir.path()).display().to_string();
-    let data = worked(dir.path(), 6, 2);
-    let b = dir.path().join("b").display().to_string();
-    ok(&sfn(&[
-        "freeze",
-        &a,
-        "--data",
-        &data,
-        "--train",
-        "layers[1].o_proj",
-        "--max-steps",
-        "4",
-        "--lr",
-        "1e-2",
-        "--mode",
-        "chat",
-        "-o",
-        &b,
-    ]));
+    let (a, b, data) = trained_pair(dir.path(), 2, "1e-2");
     let r = patch(&[&a, &b, "--task", &data, "--mode", "chat", "--max-new", "6"], &dir.path().join("patch"));
     assert_eq!(r["prompts"], 6);
     for (_, n) in r["scored_positions"].as_array().unwrap().iter().map(|x| (x[0].clone(), x[1].as_u64().unwrap())) {
@@ -103,25 +110,7 @@ fn patching_scores_the_sources_own_completion_of_a_task() {
 #[test]
 fn an_activation_merge_at_the_one_changed_module_decodes_as_b() {
     let dir = tempfile::tempdir().unwrap();
-    let a = tiny_model(dir.path()).display().to_string();
-    let data = worked(dir.path(), 6, 4);
-    let b = dir.path().join("b").display().to_string();
-    ok(&sfn(&[
-        "freeze",
-        &a,
-        "--data",
-        &data,
-        "--train",
-        "layers[1].o_proj",
-        "--max-steps",
-        "4",
-        "--lr",
-        "3e-2",
-        "--mode",
-        "chat",
-        "-o",
-        &b,
-    ]));
+    let (a, b, data) = trained_pair(dir.path(), 4, "3e-2");
     let out = dir.path().join("patch");
     let args = [
         "--ids",

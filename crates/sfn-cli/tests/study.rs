@@ -90,7 +90,7 @@ fn a_killed_study_resumes_to_the_same_results_and_reruns_only_what_changed() {
     assert_eq!(status(&full), "complete");
     let html = std::fs::read_to_string(full.join("index.html")).unwrap();
     assert!(html.contains("tiny study") && html.contains("Merge sweep") && html.contains("Destruction sweep"));
-    assert_eq!(html.matches("<figure>").count() >= 5, true, "delta's four figures and the sweeps' level charts");
+    assert!(html.matches("<figure>").count() >= 5, "delta's four figures and the sweeps' level charts");
 
     // Killed once the delta is complete (the merge sweep is then under way).
     let part = dir.path().join("part");

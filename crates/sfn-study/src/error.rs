@@ -18,8 +18,6 @@ pub enum Error {
     #[error(transparent)]
     Eval(#[from] sfn_eval::EvalError),
     #[error(transparent)]
-    Lab(#[from] sfn_lab::Error),
-    #[error(transparent)]
     Run(#[from] sfn_run::Error),
 }
 

@@ -229,12 +229,16 @@ fn key_spans(table: &DeTable, prefix: &str) -> Vec<KeySpan> {
     out
 }
 
-type Spanned2<T> = std::result::Result<T, (Option<std::ops::Range<usize>>, String)>;
+/// An error at a place in the text (its byte span) and what is wrong there.
+type At<T> = std::result::Result<T, (Option<std::ops::Range<usize>>, String)>;
+
+/// Per section, the `name` of each of its entries (None: an unnamed single table).
+type Names = Vec<(&'static str, Vec<Option<String>>)>;
 
 /// Normalize the document in place: resolve path values, make every section an array of
 /// tables, take out their `name`s (returned per section) and fill in the top-level `a`, `b`
 /// and `seed` where a section has such a field and does not set it.
-fn prepare<'i>(doc: &mut DeTable<'i>, base: &Path) -> Spanned2<Vec<(&'static str, Vec<Option<String>>)>> {
+fn prepare(doc: &mut DeTable, base: &Path) -> At<Names> {
     resolve_paths(doc, base);
     let top = |k: &str| doc.get(k).cloned();
     let (a, b, seed) = (top("a"), top("b"), top("seed"));
@@ -339,7 +343,7 @@ fn resolve_paths(table: &mut DeTable, base: &Path) {
 
 /// The steps in run order; a named entry's directory is `section/name`, an unnamed one's
 /// `section`.
-fn steps(file: &StudyFile, names: &[(&'static str, Vec<Option<String>>)]) -> Vec<Step> {
+fn steps(file: &StudyFile, names: &Names) -> Vec<Step> {
     let name = |section: &str, i: usize| {
         let n = names.iter().find(|(s, _)| *s == section).and_then(|(_, n)| n.get(i).cloned().flatten());
         n.map_or_else(|| section.to_string(), |n| format!("{section}/{n}"))

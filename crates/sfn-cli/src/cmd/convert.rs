@@ -6,7 +6,7 @@
 use crate::progress::Bars;
 use anyhow::Result;
 use sfn_checkpoint::writer::{write_checkpoint, write_tensor_as, TensorSpec, WriteSpec};
-use sfn_checkpoint::{Checkpoint, DType, Format};
+use sfn_checkpoint::{Checkpoint, Format};
 use sfn_model::Tokenizer;
 use sfn_run::{Progress, Unit};
 use std::path::PathBuf;
@@ -22,15 +22,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let ck = Checkpoint::open(&args.model)?;
     let forced = args.output.dtype()?;
-    let specs: Vec<TensorSpec> = ck
-        .tensors()
-        .iter()
-        .map(|t| TensorSpec {
-            name: t.name.clone(),
-            dtype: forced.unwrap_or(if t.dtype.is_quantized() { DType::F32 } else { t.dtype }),
-            shape: t.shape.clone(),
-        })
-        .collect();
+    let specs = TensorSpec::all_of(&ck, forced);
     let mut opts = args.output.options(&[&ck])?;
     if ck.format == Format::Gguf {
         opts.extra_files.extend(Tokenizer::for_source(&ck)?.hf_files()?);

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::figure;
 use serde::{Deserialize, Serialize};
 use sfn_checkpoint::writer::{model_card, weight_files, write_checkpoint_into, write_tensor_as, TensorSpec, WriteSpec};
-use sfn_checkpoint::{Checkpoint, DType, Format};
+use sfn_checkpoint::{Checkpoint, Format};
 use sfn_eval::Summary;
 use sfn_model::Tokenizer;
 use sfn_run::{Context, Provenance, RunDir};
@@ -145,15 +145,7 @@ fn write_checkpoint(
     let write = WriteSpec { dtype: spec.dtype.clone(), ..Default::default() };
     let forced = write.dtype()?;
     let trained = |name: &str| model.param(trained_tensor(name, model.tied())).filter(|p| p.trainable());
-    let specs: Vec<TensorSpec> = a
-        .tensors()
-        .iter()
-        .map(|t| TensorSpec {
-            name: t.name.clone(),
-            dtype: forced.unwrap_or(if t.dtype.is_quantized() { DType::F32 } else { t.dtype }),
-            shape: t.shape.clone(),
-        })
-        .collect();
+    let specs = TensorSpec::all_of(a, forced);
     let mut opts = write.options(&[a])?;
     if a.format == Format::Gguf {
         opts.extra_files.extend(tokenizer.hf_files()?);
