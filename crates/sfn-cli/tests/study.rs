@@ -128,6 +128,13 @@ fn a_killed_study_resumes_to_the_same_results_and_reruns_only_what_changed() {
     assert_eq!(manifest.provenance.spec["layers"], "1..2");
     let stdout = study(&file, &full, &["--force"]);
     assert_eq!(stdout.matches("settings changed: ran again").count(), 3, "{stdout}");
+
+    // A section taken out of the file leaves the report (its old results stay on disk).
+    std::fs::write(&file, study_text("1..2").split("[destroy-sweep]").next().unwrap()).unwrap();
+    let stdout = study(&file, &full, &[]);
+    assert_eq!(stdout.matches("complete: skipped").count(), 2, "{stdout}");
+    let html = std::fs::read_to_string(full.join("index.html")).unwrap();
+    assert!(html.contains(r#"<h2>Destruction<span class="state not-run">not run</span>"#));
 }
 
 /// `sfn study` on a file holding `text` must fail before creating its output, with an error

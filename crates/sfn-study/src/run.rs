@@ -63,10 +63,11 @@ pub fn run(study: &Study, out: &Path, force: bool, ctx: &Context) -> Result<Stud
             if how == Done::Redone {
                 std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             }
+            // Listed before it runs, so the report of an interrupted study shows it as partial.
+            run.record(&step.dir)?;
             if how != Done::UpToDate {
                 execute(&step.spec, &dir, ctx)?;
             }
-            run.record(&step.dir)?;
             done.push((step.dir.clone(), how));
         }
         Ok(done)

@@ -124,8 +124,11 @@ const CONTAINERS: [&str; 2] = ["lab", "study"];
 pub fn read(dir: &Path) -> Result<Page> {
     let root = Manifest::read(dir)?;
     let mut runs = vec![(String::from("."), root.clone())];
-    if CONTAINERS.contains(&root.kind.as_str()) {
-        find_runs(dir, "", 0, &mut runs);
+    match root.kind.as_str() {
+        // A study lists its steps: results of sections since removed from the file stay out.
+        "study" => runs.extend(root.files.iter().filter_map(|f| Some((f.clone(), Manifest::read(&dir.join(f)).ok()?)))),
+        "lab" => find_runs(dir, "", 0, &mut runs),
+        _ => {}
     }
     let (mut title, mut subtitle) = (format!("sfn {}", root.kind), describe(&root));
     let (mut findings, mut variants) = (vec![], vec![]);
