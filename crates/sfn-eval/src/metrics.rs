@@ -31,14 +31,19 @@ fn task_mean(t: &TaskOutcome) -> f64 {
 /// statistics). Deterministic for a seed.
 pub fn bootstrap_ci95(tasks: &[TaskOutcome], resamples: usize, seed: u64) -> Option<[f64; 2]> {
     let per_task: Vec<f64> = tasks.iter().filter(|t| !t.correct.is_empty()).map(task_mean).collect();
-    if per_task.is_empty() || resamples == 0 {
+    bootstrap_mean_ci95(&per_task, resamples, seed)
+}
+
+/// The same percentile bootstrap for the mean of any per-task values (a paired comparison passes
+/// per-task differences).
+pub fn bootstrap_mean_ci95(values: &[f64], resamples: usize, seed: u64) -> Option<[f64; 2]> {
+    if values.is_empty() || resamples == 0 {
         return None;
     }
     let mut rng = SplitMix64::new(seed);
-    let n = per_task.len();
-    let mut stats: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).map(|_| per_task[rng.below(n as u64) as usize]).sum::<f64>() / n as f64)
-        .collect();
+    let n = values.len();
+    let mut stats: Vec<f64> =
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.below(n as u64) as usize]).sum::<f64>() / n as f64).collect();
     stats.sort_by(f64::total_cmp);
     Some([percentile(&stats, 0.025), percentile(&stats, 0.975)])
 }

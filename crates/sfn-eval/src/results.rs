@@ -172,10 +172,26 @@ impl ResultsDir {
 }
 
 /// Read samples.jsonl, keep the complete tasks, and rewrite the file if anything was dropped.
+/// The samples of a results directory's complete tasks (what a resumed run keeps), read without
+/// touching the file: for reports and comparisons.
+pub fn read_samples(dir: &Path) -> Result<Vec<SampleRecord>> {
+    Ok(parse_samples(&dir.join(SAMPLES_FILE))?.0)
+}
+
+/// `parse_samples`, then the file rewritten without the debris a crash left (if any).
 fn recover_samples(path: &Path) -> Result<(Vec<SampleRecord>, ResumeReport)> {
+    let (records, kept_text, report) = parse_samples(path)?;
+    if report.dropped_lines > 0 {
+        write_atomic(path, &kept_text)?;
+    }
+    Ok((records, report))
+}
+
+/// The complete tasks' samples of samples.jsonl, their lines' text, and what was dropped.
+fn parse_samples(path: &Path) -> Result<(Vec<SampleRecord>, Vec<u8>, ResumeReport)> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], ResumeReport::default())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![], ResumeReport::default())),
         Err(e) => return Err(EvalError::io(path, e)),
     };
     let mut report = ResumeReport::default();
@@ -217,10 +233,7 @@ fn recover_samples(path: &Path) -> Result<(Vec<SampleRecord>, ResumeReport)> {
     }
     report.kept_samples = records.len();
     report.kept_tasks = complete.len();
-    if report.dropped_lines > 0 {
-        write_atomic(path, &kept_text)?;
-    }
-    Ok((records, report))
+    Ok((records, kept_text, report))
 }
 
 /// Top-level keys whose values differ between two JSON objects, for the mismatch message.

@@ -5,7 +5,6 @@
 
 use crate::study::{Outcome, Study};
 use serde::{Deserialize, Serialize};
-use sfn_run::SplitMix64;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -43,10 +42,8 @@ pub struct Finding {
 /// (difference, 95% interval). None when either lacks samples.
 pub fn paired_difference(x: &Path, y: &Path, seed: u64) -> Option<(f64, [f64; 2])> {
     let correct = |dir: &Path| -> Option<BTreeMap<String, f64>> {
-        let text = std::fs::read_to_string(dir.join(sfn_eval::results::SAMPLES_FILE)).ok()?;
         let mut by_id: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-        for line in text.lines() {
-            let r: sfn_eval::SampleRecord = serde_json::from_str(line).ok()?;
+        for r in sfn_eval::results::read_samples(dir).ok()? {
             let e = by_id.entry(r.id).or_default();
             e.0 += r.correct? as u8 as f64;
             e.1 += 1.0;
@@ -55,16 +52,8 @@ pub fn paired_difference(x: &Path, y: &Path, seed: u64) -> Option<(f64, [f64; 2]
     };
     let (cx, cy) = (correct(x)?, correct(y)?);
     let diffs: Vec<f64> = cx.iter().filter_map(|(id, a)| cy.get(id).map(|b| a - b)).collect();
-    if diffs.is_empty() {
-        return None;
-    }
-    let n = diffs.len();
-    let mean = diffs.iter().sum::<f64>() / n as f64;
-    let mut rng = SplitMix64::new(seed);
-    let mut means: Vec<f64> =
-        (0..2000).map(|_| (0..n).map(|_| diffs[rng.below(n as u64) as usize]).sum::<f64>() / n as f64).collect();
-    means.sort_by(|a, b| a.total_cmp(b));
-    Some((mean, [means[49], means[1949]]))
+    let mean = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64;
+    Some((mean, sfn_eval::metrics::bootstrap_mean_ci95(&diffs, 2000, seed)?))
 }
 
 fn pct(x: Option<f64>) -> String {

@@ -3,7 +3,7 @@
 //! sweep.md (also printed) and a figure of the level shares; and the paper's Table 3 shape
 //! (module × method) for destruction sweeps.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use sfn_checkpoint::edit::EditView;
 use sfn_eval::{Level, Summary};
 use sfn_run::{Provenance, RunDir};
@@ -54,11 +54,8 @@ pub(crate) fn row(v: &super::Variant, view: &EditView, s: &Summary, dir: &Path) 
 
 /// The first record of a results directory: (id, output).
 fn first_sample(dir: &Path) -> Result<(String, String)> {
-    let path = dir.join(sfn_eval::results::SAMPLES_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let first: Option<serde_json::Value> = text.lines().next().and_then(|l| serde_json::from_str(l).ok());
-    let get = |k: &str| first.as_ref().and_then(|r| r[k].as_str()).unwrap_or_default().to_string();
-    Ok((get("id"), get("output")))
+    let first = sfn_eval::results::read_samples(dir)?.into_iter().next();
+    Ok(first.map(|r| (r.id, r.output)).unwrap_or_default())
 }
 
 /// sweep.json, as written and as read back (`SweepReport::read`).

@@ -566,34 +566,30 @@ fn local(dir: &Path, recorded: &Path) -> PathBuf {
     }
 }
 
-/// At most two outputs per level from a results directory's samples.jsonl.
+/// At most two outputs per level from a results directory's samples.
 fn examples(dir: &Path) -> Vec<Example> {
     const PER_LEVEL: usize = 2;
     const MAX_CHARS: usize = 800;
-    let Ok(text) = std::fs::read_to_string(dir.join(sfn_eval::results::SAMPLES_FILE)) else { return vec![] };
-    let mut out: Vec<Example> = vec![];
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let level = v["level"].as_str().unwrap_or("?").to_string();
-        if out.iter().filter(|e| e.level == level).count() >= PER_LEVEL {
+    let mut out: Vec<(sfn_eval::Level, Example)> = vec![];
+    for r in sfn_eval::results::read_samples(dir).unwrap_or_default() {
+        if out.iter().filter(|(l, _)| *l == r.level).count() >= PER_LEVEL {
             continue;
         }
-        let output = v["output"].as_str().unwrap_or_default();
-        let mut shown: String = output.chars().take(MAX_CHARS).collect();
-        if shown.len() < output.len() {
+        let mut shown: String = r.output.chars().take(MAX_CHARS).collect();
+        if shown.len() < r.output.len() {
             shown.push_str(" …");
         }
-        out.push(Example {
-            level,
-            id: v["id"].as_str().unwrap_or_default().into(),
-            correct: v["correct"].as_bool(),
+        let example = Example {
+            level: r.level.name().to_string(),
+            id: r.id,
+            correct: r.correct,
             output: shown,
-            reason: v["judge_reason"].as_str().unwrap_or_default().into(),
-        });
+            reason: r.judge_reason,
+        };
+        out.push((r.level, example));
     }
-    let order = |l: &str| ["I", "II", "III", "IV"].iter().position(|x| *x == l).unwrap_or(4);
-    out.sort_by_key(|e| order(&e.level));
-    out
+    out.sort_by_key(|(l, _)| *l);
+    out.into_iter().map(|(_, e)| e).collect()
 }
 
 /// The run's SVG figures, inlined (the XML declaration dropped: it is not allowed inside HTML).
