@@ -12,7 +12,7 @@
 use crate::config::ModelConfig;
 use crate::dtype::{self, DType};
 use crate::error::{Error, Result};
-use memmap2::Mmap;
+use crate::mapped::Mapped;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -64,7 +64,7 @@ impl TensorInfo {
 
 struct MappedFile {
     path: PathBuf,
-    map: Mmap,
+    map: Mapped,
 }
 
 /// The largest page-cache folio a read fault maps (PMD size on x86-64).
@@ -94,11 +94,9 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
-fn map_file(path: &Path) -> Result<Mmap> {
+fn map_file(path: &Path) -> Result<Mapped> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: the map is read-only; sfn never writes to its inputs (the writer refuses to), and a
-    // file changed underneath by another process is outside what any mmap-based reader can guard.
-    unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+    Mapped::new(&file, path).map_err(|e| Error::io(path, e))
 }
 
 impl Checkpoint {
@@ -366,13 +364,8 @@ impl Checkpoint {
         let slack = if base.is_multiple_of(FOLIO) { 0 } else { FOLIO };
         let lo = ((base + offset).saturating_sub(slack) / FOLIO * FOLIO).max(base) - base;
         let hi = ((base + offset + len + slack).div_ceil(FOLIO) * FOLIO).min(base + map_len) - base;
-        #[cfg(unix)]
         if hi > lo {
-            // SAFETY: the mapping is read-only and file-backed (MAP_SHARED), so MADV_DONTNEED only
-            // unmaps pages: a later access, even a concurrent one by another thread, faults them in
-            // again from the page cache with the same content. It is a hint; failure changes
-            // nothing but memory use.
-            let _ = unsafe { f.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, lo, hi - lo) };
+            f.map.dont_need(lo, hi - lo);
         }
     }
 

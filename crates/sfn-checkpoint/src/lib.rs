@@ -10,6 +10,7 @@ pub mod dtype;
 pub mod edit;
 pub mod error;
 pub mod gguf;
+pub mod mapped;
 pub mod quant;
 pub mod selector;
 pub mod summary;
