@@ -283,14 +283,21 @@ impl Drop for TempDir {
     }
 }
 
-/// Counts the bytes a provider writes so a wrong amount is caught before the file is finished.
+/// Counts the bytes a provider writes so a wrong amount is caught before the file is finished,
+/// and keeps a failed write's error: providers name their input in errors, but a full disk is
+/// about the output.
 struct Counting<'a, W: Write> {
     inner: &'a mut W,
     written: u64,
+    failed: Option<std::io::Error>,
 }
 impl<W: Write> Write for Counting<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.inner.write(buf).map_err(|e| {
+            let copy = std::io::Error::new(e.kind(), e.to_string());
+            self.failed = Some(e);
+            copy
+        })?;
         self.written += n as u64;
         Ok(n)
     }
@@ -341,15 +348,19 @@ pub fn write_checkpoint(
     let mut total_bytes = 0u64;
     for (range, shard) in plan.iter().zip(&shard_names) {
         let path = tmp.join(shard);
+        // Errors name the file being made, not its temporary directory.
+        let shown = out.join(shard);
         let shard_specs = &specs[range.clone()];
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let file = File::create(&path).map_err(|e| Error::io(&shown, e))?;
         let mut w = BufWriter::with_capacity(8 << 20, file);
         let header = shard_header(shard_specs, &opts.metadata);
-        w.write_all(&(header.len() as u64).to_le_bytes()).map_err(|e| Error::io(&path, e))?;
-        w.write_all(&header).map_err(|e| Error::io(&path, e))?;
+        w.write_all(&(header.len() as u64).to_le_bytes()).map_err(|e| Error::io(&shown, e))?;
+        w.write_all(&header).map_err(|e| Error::io(&shown, e))?;
         for s in shard_specs {
-            let mut counter = Counting { inner: &mut w, written: 0 };
-            fill(s, &mut counter)?;
+            let mut counter = Counting { inner: &mut w, written: 0, failed: None };
+            if let Err(e) = fill(s, &mut counter) {
+                return Err(counter.failed.map_or(e, |w| Error::io(&shown, w)));
+            }
             if counter.written != s.nbytes() {
                 return Err(Error::tensor(
                     &s.name,
@@ -365,28 +376,29 @@ pub fn write_checkpoint(
             weight_map.insert(s.name.clone(), shard.clone().into());
             total_bytes += s.nbytes();
         }
-        let file = w.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+        let file = w.into_inner().map_err(|e| Error::io(&shown, e.into_error()))?;
         if opts.sync {
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&shown, e))?;
         }
     }
     if n > 1 {
         let index = serde_json::json!({"metadata": {"total_size": total_bytes}, "weight_map": weight_map});
-        write_file(&tmp.join(INDEX_FILE), serde_json::to_string_pretty(&index).unwrap().as_bytes())?;
+        write_file(&tmp, out, INDEX_FILE, serde_json::to_string_pretty(&index).unwrap().as_bytes())?;
     }
     if let Some(src) = &opts.side_files_from {
         for name in SIDE_FILES {
             let from = src.join(name);
             if from.is_file() && !(*name == "config.json" && opts.config_json.is_some()) {
-                std::fs::copy(&from, tmp.join(name)).map_err(|e| Error::io(&from, e))?;
+                std::fs::copy(&from, tmp.join(name))
+                    .map_err(|e| Error::output(&out.join(name), format!("copying {}: {e}", from.display())))?;
             }
         }
     }
     if let Some(cfg) = &opts.config_json {
-        write_file(&tmp.join("config.json"), serde_json::to_string_pretty(cfg).unwrap().as_bytes())?;
+        write_file(&tmp, out, "config.json", serde_json::to_string_pretty(cfg).unwrap().as_bytes())?;
     }
     for (name, text) in &opts.extra_files {
-        write_file(&tmp.join(name), text.as_bytes())?;
+        write_file(&tmp, out, name, text.as_bytes())?;
     }
     if out.exists() {
         // Only reached with `overwrite`: move the old directory aside first so that a failed
@@ -450,8 +462,9 @@ fn shard_header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Ve
     bytes
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+/// Write `name` into the temporary directory `tmp` of output `out` (errors name it in `out`).
+fn write_file(tmp: &Path, out: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    std::fs::write(tmp.join(name), bytes).map_err(|e| Error::io(&out.join(name), e))
 }
 
 /// Stream tensor `t` of `ck` into `w` as `dtype`: the stored bytes when they already are in that

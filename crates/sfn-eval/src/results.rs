@@ -132,8 +132,13 @@ impl ResultsDir {
             text.push_str(&serde_json::to_string(r)?);
             text.push('\n');
         }
-        self.file.write_all(text.as_bytes()).map_err(|e| EvalError::io(&self.samples_path, e))?;
-        self.file.flush().map_err(|e| EvalError::io(&self.samples_path, e))?;
+        // A write that fails part-way (a full disk) is cut back off, so the file keeps only whole
+        // lines.
+        let before = self.file.metadata().map_err(|e| EvalError::io(&self.samples_path, e))?.len();
+        if let Err(e) = self.file.write_all(text.as_bytes()).and_then(|_| self.file.flush()) {
+            let _ = self.file.set_len(before);
+            return Err(EvalError::io(&self.samples_path, e));
+        }
         self.done.insert(id);
         self.records.extend(records);
         Ok(())

@@ -39,7 +39,13 @@ impl Fingerprint {
             for i in 0..SAMPLES {
                 let at = (bytes - SAMPLE_BYTES) * i / (SAMPLES - 1);
                 f.seek(SeekFrom::Start(at)).map_err(|e| Error::io(path, e))?;
-                f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+                f.read_exact(&mut buf).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => Error::io(
+                        path,
+                        std::io::Error::other(format!("changed while sfn was reading it (was {bytes} bytes)")),
+                    ),
+                    _ => Error::io(path, e),
+                })?;
                 h.update(&buf);
             }
         } else {

@@ -132,15 +132,20 @@ pub fn checkpoint(dir: &Path) -> Value {
 
 /// A random 2-layer Llama (hidden 64, tied embeddings) with SmolLM2's tokenizer and template.
 pub fn tiny_model(dir: &Path) -> PathBuf {
+    random_model(&dir.join("tiny"), 64)
+}
+
+/// A random 2-layer Llama of width `hidden` (tied embeddings, SmolLM2's 49152-token vocabulary,
+/// tokenizer and template) written as an f32 checkpoint at `out`.
+pub fn random_model(out: &Path, hidden: usize) -> PathBuf {
     let gguf = Checkpoint::open(smollm2()).unwrap();
     let mut cfg = gguf.config.clone().unwrap();
-    (cfg.num_layers, cfg.hidden_size, cfg.intermediate_size) = (2, 64, 128);
-    (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.max_position_embeddings) = (4, 2, 16, 512);
+    (cfg.num_layers, cfg.hidden_size, cfg.intermediate_size) = (2, hidden, 2 * hidden);
+    (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.max_position_embeddings) = (4, 2, hidden / 4, 512);
     let model = TrainModel::random(&cfg, 1, 0.02, Trainable::Names(&[])).unwrap();
     let tok = Tokenizer::for_source(&gguf).unwrap();
-    let out = dir.join("tiny");
-    write_model(&model, &out, DType::F32, tok.hf_files().unwrap(), false).unwrap();
-    out
+    write_model(&model, out, DType::F32, tok.hf_files().unwrap(), false).unwrap();
+    out.to_path_buf()
 }
 
 /// Worked arithmetic problems: a training file that is also a task file.
