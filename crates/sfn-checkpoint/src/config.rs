@@ -87,6 +87,10 @@ impl ModelConfig {
             ));
         }
         let head_dim = uint("head_dim")?.unwrap_or(hidden_size / num_heads);
+        // Rotary embeddings rotate pairs of a head's dimensions.
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(format!("head dimension {head_dim} (`head_dim`, or `hidden_size` / `num_attention_heads`) must be even and positive"));
+        }
         // 5.x: rope settings live in `rope_parameters`; 4.x: top-level `rope_theta` + `rope_scaling`.
         let rope_params = v.get("rope_parameters").filter(|p| p.is_object());
         let rope_theta = match rope_params {
