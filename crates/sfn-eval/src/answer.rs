@@ -358,10 +358,11 @@ pub fn numeric_value(answer: &str) -> Option<Number> {
     found
 }
 
-/// Does a predicted answer equal the gold one? Gold answers in GSM8K style ("...#### 72") are cut
-/// to the part after `####`.
+/// Does a predicted answer equal the gold one? Answers in GSM8K style ("...#### 72") are cut to
+/// the part after `####`, gold and predicted alike (so every answer equals itself).
 pub fn answers_match(pred: &str, gold: &str) -> bool {
     let gold = gold.rsplit_once("####").map_or(gold, |(_, g)| g);
+    let pred = pred.rsplit_once("####").map_or(pred, |(_, p)| p);
     match (numeric_value(pred), numeric_value(gold)) {
         (Some(a), Some(b)) => a == b,
         _ => string_key(pred) == string_key(gold),

@@ -25,6 +25,7 @@ pub mod prompt;
 pub mod results;
 pub mod run;
 pub mod runtime;
+pub mod server;
 pub mod spec;
 pub mod synth;
 pub mod task;

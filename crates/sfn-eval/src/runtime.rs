@@ -363,19 +363,23 @@ pub fn evaluate_runner(
     progress: &dyn Progress,
 ) -> crate::Result<EvalOutcome> {
     let mut scorer = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe.clone()));
-    let mut notes = vec![];
-    if scorer.is_none() {
-        notes.push(
-            "no reference model: levels I and II rest on text statistics alone, which call much word salad \
-             level II (see the judge's calibration); give a reference model to score each output"
-                .to_string(),
-        );
-    } else if job.config.judge.max_ref_loss.is_none() {
-        notes.push("reference losses are recorded in the signals but decide no level (no max_ref_loss)".to_string());
-    }
+    let notes = judge_notes(job, scorer.is_some());
     let source = SampleSource { files: vec![], inputs: serde_json::Map::new(), decoded_here: true, notes };
     let scorer = scorer.as_mut().map(|s| s as &mut dyn ReferenceScorer);
     run_job(job, &job.tasks.tasks, source, &mut runner, scorer, progress)
+}
+
+/// What the summary says about how levels I and II were decided.
+pub(crate) fn judge_notes(job: &EvalJob, scored: bool) -> Vec<String> {
+    if !scored {
+        vec!["no reference model: levels I and II rest on text statistics alone, which call much word salad \
+              level II (see the judge's calibration); give a reference model to score each output"
+            .to_string()]
+    } else if job.config.judge.max_ref_loss.is_none() {
+        vec!["reference losses are recorded in the signals but decide no level (no max_ref_loss)".to_string()]
+    } else {
+        vec![]
+    }
 }
 
 /// Load `src` (a checkpoint or an edit plan's view) as `runtime` says and evaluate it as `job`

@@ -11,6 +11,7 @@ use crate::judge::{JudgeConfig, DEFAULT_MAX_REF_LOSS};
 use crate::prompt::{load_few_shot, PromptConfig, PromptMode};
 use crate::run::{grade_recorded, EvalConfig, EvalJob, EvalOutcome};
 use crate::runtime::{evaluate_source, LoadedReference, ModelRunner};
+use crate::server::{evaluate_server, ServerSpec};
 use crate::task::{FieldMap, LoadOptions, TaskKind, TaskSet};
 use crate::{BudgetForcing, DecodeSettings, ReferenceScorer, Sampling};
 use serde::{Deserialize, Serialize};
@@ -221,6 +222,9 @@ pub struct EvalSpec {
     #[cfg_attr(feature = "cli", command(flatten))]
     #[serde(default)]
     pub runtime: RuntimeSpec,
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(default)]
+    pub server: ServerSpec,
 }
 
 /// Run `sfn eval` as `spec` says into the results directory `out` (resumable; see `run_job`).
@@ -232,6 +236,17 @@ pub fn run(spec: &EvalSpec, out: &Path, ctx: &Context) -> Result<EvalOutcome> {
     let mut job = spec.settings.job(&tasks, out, spec.seed, reference_given, spec_json, ctx)?;
     spec.runtime.init()?;
     let reference = LoadedReference::open(spec.settings.reference.as_deref(), &spec.runtime)?;
+    if spec.server.url.is_some() {
+        if spec.grade.is_some() || spec.model.is_some() {
+            return Err(EvalError::InvalidSettings(
+                "--server generates through the server: give no local model and no --grade".into(),
+            ));
+        }
+        // Every task in one batch: requests stay in flight up to --concurrency throughout.
+        job.config.batch_size = tasks.tasks.len().max(1);
+        let reference = reference.as_ref().map(|r| r.get());
+        return evaluate_server(&job, &spec.server, reference.as_ref(), ctx.progress);
+    }
     match (&spec.grade, &spec.model) {
         (Some(outputs), None) => {
             let mut scorer = reference.as_ref().map(|r| {

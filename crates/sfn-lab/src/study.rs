@@ -195,6 +195,7 @@ pub fn run(pair: &Pair, recipe: &Recipe, seed: u64, run: &mut RunDir, ctx: &Cont
             seed,
             settings: settings.clone(),
             runtime: runtime.clone(),
+            server: Default::default(),
         };
         let o = sfn_eval::spec::run(&spec, &dir, ctx)?;
         put(format!("freeze:{}", row.set), "conversation", Stats::of(&o.summary, &dir));

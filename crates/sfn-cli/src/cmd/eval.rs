@@ -23,7 +23,7 @@ enum MakeTasks {
 }
 
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("source").args(["model", "grade", "make_tasks"]).required(true)))]
+#[command(group(ArgGroup::new("source").args(["model", "grade", "make_tasks", "url"]).required(true)))]
 #[command(group(ArgGroup::new("tasks").args(["task", "make_tasks"]).required(true)))]
 pub struct Args {
     #[command(flatten)]
