@@ -339,7 +339,7 @@ pub fn write_checkpoint(
     let tmp = parent.join(format!(".{base}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let guard = TempDir(Some(tmp.clone()));
+    let mut guard = TempDir(Some(tmp.clone()));
 
     let plan = plan_shards(specs, opts.max_shard_bytes.max(1));
     let n = plan.len();
@@ -410,7 +410,7 @@ pub fn write_checkpoint(
     } else {
         std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
     }
-    std::mem::forget(guard);
+    guard.0 = None; // renamed into place: nothing to remove
     Ok(WriteSummary { dir: out.to_path_buf(), shards: shard_names, total_bytes })
 }
 
