@@ -73,7 +73,14 @@ impl Tokenizer {
         if !file.is_file() {
             return Err(Error::Tokenizer(format!("no tokenizer.json in {}", dir.display())));
         }
-        let inner = tokenizers::Tokenizer::from_file(&file)
+        // The tokenizers library panics on some malformed files (found by fuzzing: a decoder
+        // entry whose keys are not strings); a bad download is an error here, not a crash.
+        let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(&file))
+            .map_err(|panic| {
+                let why =
+                    panic.downcast_ref::<String>().cloned().or(panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                Error::Tokenizer(format!("{}: malformed ({})", file.display(), why.unwrap_or_default()))
+            })?
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", file.display())))?;
         let read_json = |name: &str| -> Result<Option<Json>> {
             let p = dir.join(name);
