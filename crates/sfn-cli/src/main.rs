@@ -53,6 +53,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Continue prompts with a model (HF or GGUF), streaming text; --chat uses its chat template.
     Generate(cmd::generate::Args),
+    /// Serve the model, or A with modules merged from B or destroyed (in memory), over the OpenAI API.
+    Serve(cmd::serve::Args),
     /// Run one forward pass and save logits and chosen hook points (resid_post, attn_out, ...) as safetensors.
     Trace(cmd::trace::Args),
 }
@@ -82,6 +84,7 @@ fn main() {
         Command::Patch(args) => cmd::patch::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Trace(args) => cmd::trace::run(args),
     };
     if let Err(err) = result {

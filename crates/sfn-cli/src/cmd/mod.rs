@@ -10,6 +10,7 @@ pub mod lab;
 pub mod merge;
 pub mod patch;
 pub mod probe;
+pub mod serve;
 pub mod study;
 pub mod sweep;
 pub mod trace;
