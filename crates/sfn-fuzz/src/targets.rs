@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("train_data", train_data),
     ("study", study),
     ("answer", answer),
+    ("serve_request", serve_request),
 ];
 
 /// Tensor names of a small Llama-style model, for the selector target's matching checks.
@@ -249,5 +250,26 @@ fn answer(data: &[u8]) -> bool {
     let _ = normalize_answer(&p[1]);
     let Some(e) = extract_answer(&p[0]) else { return false };
     assert!(answers_match(&e.text, &e.text), "extracted answer {:?} does not equal itself", e.text);
+    true
+}
+
+/// A request body of `sfn serve` (a NUL-prefixed body is a chat request): parsed and bounded
+/// before anything runs; an accepted request stays within the limits.
+fn serve_request(data: &[u8]) -> bool {
+    use sfn_serve::api::{parse, Input, Limits};
+    let (chat, body) = match data.split_first() {
+        Some((0, rest)) => (true, rest),
+        _ => (false, data),
+    };
+    let limits =
+        Limits { max_body_bytes: 1 << 16, max_prompts: 8, max_tokens: 256, max_prompt_ids: 64, vocab_size: 512 };
+    let Ok(req) = parse(body, chat, &limits) else { return false };
+    assert!((1..=limits.max_tokens).contains(&req.max_tokens));
+    assert!(!req.inputs.is_empty() && req.inputs.len() <= limits.max_prompts.max(1));
+    for input in &req.inputs {
+        if let Input::Ids(ids) = input {
+            assert!(ids.len() <= limits.max_prompt_ids && ids.iter().all(|&i| (i as usize) < limits.vocab_size));
+        }
+    }
     true
 }
