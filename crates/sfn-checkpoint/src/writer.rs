@@ -390,7 +390,7 @@ pub fn write_checkpoint(
             let from = src.join(name);
             if from.is_file() && !(*name == "config.json" && opts.config_json.is_some()) {
                 std::fs::copy(&from, tmp.join(name))
-                    .map_err(|e| Error::output(&out.join(name), format!("copying {}: {e}", from.display())))?;
+                    .map_err(|e| Error::output(out.join(name), format!("copying {}: {e}", from.display())))?;
             }
         }
     }
@@ -464,7 +464,7 @@ fn shard_header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Ve
 
 /// Write `name` into the temporary directory `tmp` of output `out` (errors name it in `out`).
 fn write_file(tmp: &Path, out: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    std::fs::write(tmp.join(name), bytes).map_err(|e| Error::io(&out.join(name), e))
+    std::fs::write(tmp.join(name), bytes).map_err(|e| Error::io(out.join(name), e))
 }
 
 /// Stream tensor `t` of `ck` into `w` as `dtype`: the stored bytes when they already are in that
