@@ -119,10 +119,9 @@ impl Server {
         json!({"server": self.base, "model": self.model, "api_key": self.key.is_some()})
     }
 
-    /// Mean wall time of a request so far, in seconds.
-    pub fn mean_request_seconds(&self) -> Option<f64> {
-        let n = self.stats.0.load(Ordering::Relaxed);
-        (n > 0).then(|| self.stats.1.load(Ordering::Relaxed) as f64 / 1e6 / n as f64)
+    /// Requests sent so far and the seconds spent waiting for them (summed over threads).
+    pub fn request_time(&self) -> (usize, f64) {
+        (self.stats.0.load(Ordering::Relaxed), self.stats.1.load(Ordering::Relaxed) as f64 / 1e6)
     }
 
     /// POST `body` to `path`, retrying what a retry can fix.
@@ -418,9 +417,18 @@ pub fn evaluate_server(
     let mut inputs = serde_json::Map::new();
     inputs.insert("server".into(), server.describe());
     let source = SampleSource { files: vec![], inputs, decoded_here: true, notes: judge_notes(job, scorer.is_some()) };
+    let t0 = Instant::now();
     let outcome = run_job(job, &job.tasks.tasks, source, &mut generator, scorer, progress)?;
-    if let Some(s) = server.mean_request_seconds() {
-        eprintln!("server: {:.3} s per request on average", s);
+    let (n, waited) = server.request_time();
+    if n > 0 {
+        // What the client adds: wall time not covered by requests in flight (grading, judging,
+        // writing, sending), per request.
+        let own = (t0.elapsed().as_secs_f64() - waited / spec.concurrency as f64).max(0.0) / n as f64;
+        eprintln!(
+            "server: {n} requests, {:.3} s each on average; the client's own time {:.1} ms per request",
+            waited / n as f64,
+            own * 1e3
+        );
     }
     Ok(outcome)
 }
