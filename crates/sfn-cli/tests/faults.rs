@@ -54,11 +54,14 @@ fn assert_complete(dir: &Path) {
     }
 }
 
+/// A command line for an output path.
+type Args = Box<dyn Fn(&Path) -> Vec<String>>;
+
 /// One writer under test: the command line for an output path, and what of the output must equal
 /// the uninterrupted run's.
 struct Writer {
     name: &'static str,
-    args: Box<dyn Fn(&Path) -> Vec<String>>,
+    args: Args,
     results: fn(&Path) -> serde_json::Value,
 }
 

@@ -15,20 +15,13 @@ use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// `sfn serve ARGS --port 0`, with its URL and model name read from its first line; killed on drop.
 struct Served {
-    child: Child,
+    _child: Running,
     url: String,
     name: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(args: &[&str]) -> Served {
@@ -43,7 +36,7 @@ fn serve(args: &[&str]) -> Served {
     BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
     let name = line.split('`').nth(1).unwrap_or_else(|| panic!("{line}")).to_string();
     let url = line.split(" on ").nth(1).and_then(|s| s.split("/v1").next()).unwrap().to_string();
-    Served { child, url, name }
+    Served { _child: Running(child), url, name }
 }
 
 /// (id, output) of every sample of a results directory.
@@ -59,21 +52,8 @@ fn outputs(dir: &Path) -> Vec<(String, String)> {
 #[test]
 fn greedy_results_through_serve_equal_local_eval() {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = dir.path().join("tasks.jsonl");
-    ok(&sfn(&[
-        "eval",
-        "--make-tasks",
-        "arithmetic",
-        "--count",
-        "8",
-        "--depth",
-        "1",
-        "--seed",
-        "2",
-        "-o",
-        tasks.to_str().unwrap(),
-    ]));
-    let t = tasks.to_str().unwrap();
+    let tasks = worked(dir.path(), 8, 2);
+    let t = tasks.as_str();
     let model = smollm2();
     let server = serve(&[&model]);
     for mode in ["generate", "chat"] {

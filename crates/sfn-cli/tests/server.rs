@@ -18,7 +18,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,23 @@ fn scripted(replies: Vec<Reply>) -> Scripted {
 const COMPLETION: &str =
     r#"{"choices":[{"text":" 3 + 4 = 7. \\boxed{7}","finish_reason":"stop"}],"usage":{"completion_tokens":9}}"#;
 
+/// `sfn eval --server URL --model m --task TASK -o OUT EXTRA...` (a model called `m`).
+fn eval_via(url: &str, task: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    eval_model_via(url, "m", task, out, extra)
+}
+
+fn eval_model_via(url: &str, model: &str, task: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let base = ["eval", "--server", url, "--model", model, "--task", task, "-o", out.to_str().unwrap()];
+    sfn(&[&base[..], extra].concat())
+}
+
+/// The stderr of a run that must fail with status 1.
+fn failed(run: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    err
+}
+
 fn one_task(dir: &Path) -> String {
     let p = dir.join("task.jsonl");
     std::fs::write(&p, "{\"id\": \"t1\", \"prompt\": \"What is 3 + 4?\", \"answer\": \"7\"}\n").unwrap();
@@ -120,38 +137,13 @@ fn busy_and_failing_servers_are_retried_and_a_bad_request_is_not() {
 
     let server =
         scripted(vec![fixed(400, r#"{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}"#)]);
-    let run = sfn(&[
-        "eval",
-        "--server",
-        &server.url,
-        "--model",
-        "m",
-        "--task",
-        &task,
-        "-o",
-        dir.path().join("bad").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
+    let err = failed(&eval_via(&server.url, &task, &dir.path().join("bad"), &[]));
     assert!(err.contains("HTTP 400") && err.contains("max_tokens is too large"), "{err}");
     assert_eq!(server.seen.lock().unwrap().len(), 1, "a 4xx is not retried");
 
     // A server that returns no prompt logprobs cannot score: the message says what to do instead.
     let server = scripted(vec![fixed(200, COMPLETION), fixed(200, COMPLETION)]);
-    let run = sfn(&[
-        "eval",
-        "--server",
-        &server.url,
-        "--model",
-        "m",
-        "--task",
-        &task,
-        "--server-reference",
-        "-o",
-        dir.path().join("noref").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
+    let err = failed(&eval_via(&server.url, &task, &dir.path().join("noref"), &["--server-reference"]));
     assert!(err.contains("returns no prompt logprobs") && err.contains("--reference MODEL"), "{err}");
 
     // A server with prompt logprobs: the output's tokens (from the prompt's end to the end of the
@@ -173,50 +165,20 @@ fn busy_and_failing_servers_are_retried_and_a_bad_request_is_not() {
     };
     let server = scripted(vec![fixed(200, COMPLETION), echo(-1.0, -1.0), echo(-5.0, -2.0)]);
     let out = dir.path().join("scored");
-    ok(&sfn(&[
-        "eval",
-        "--server",
-        &server.url,
-        "--model",
-        "m",
-        "--task",
-        &task,
-        "--server-reference",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
+    ok(&eval_via(&server.url, &task, &out, &["--server-reference"]));
     let samples = jsonl_file(&out.join("samples.jsonl"));
     assert_eq!(samples[0]["signals"]["ref_loss"].as_f64(), Some(2.0), "{samples}");
 
     // Logprobs no model gives (10 nats per token on plain English) are refused, not used.
     let server = scripted(vec![fixed(200, COMPLETION), echo(-10.0, -10.0)]);
-    let run = sfn(&[
-        "eval",
-        "--server",
-        &server.url,
-        "--model",
-        "m",
-        "--task",
-        &task,
-        "--server-reference",
-        "-o",
-        dir.path().join("implausible").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&run.stderr);
+    let err = failed(&eval_via(&server.url, &task, &dir.path().join("implausible"), &["--server-reference"]));
     assert!(err.contains("cannot be the model's (10.0 nats per token"), "{err}");
 }
 
 /// llama.cpp's server on the SmolLM2 GGUF, on a free loopback port; killed on drop.
 struct LlamaServer {
-    child: Child,
+    _child: Running,
     url: String,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn llama_python() -> Option<PathBuf> {
@@ -242,7 +204,7 @@ fn start_llama(py: &Path, port: u16) -> LlamaServer {
         assert!(t0.elapsed() < Duration::from_secs(120), "llama.cpp's server did not start");
         std::thread::sleep(Duration::from_millis(200));
     }
-    LlamaServer { child, url }
+    LlamaServer { _child: Running(child), url }
 }
 
 fn free_port() -> u16 {
@@ -255,43 +217,12 @@ fn eval_through_llama_cpp_server_grades_every_task_and_resumes_after_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = start_llama(&py, port);
-    let tasks = dir.path().join("tasks.jsonl");
-    ok(&sfn(&[
-        "eval",
-        "--make-tasks",
-        "arithmetic",
-        "--count",
-        "12",
-        "--depth",
-        "1",
-        "--seed",
-        "4",
-        "-o",
-        tasks.to_str().unwrap(),
-    ]));
-    let t = tasks.to_str().unwrap();
+    let tasks = worked(dir.path(), 12, 4);
+    let t = tasks.as_str();
 
     for mode in ["generate", "chat"] {
         let out = dir.path().join(mode);
-        let o = out.to_str().unwrap();
-        let args = [
-            "eval",
-            "--server",
-            &server.url,
-            "--model",
-            "smol",
-            "--task",
-            t,
-            "--mode",
-            mode,
-            "--max-new",
-            "48",
-            "--concurrency",
-            "4",
-            "-o",
-            o,
-        ];
-        ok(&sfn(&args));
+        ok(&eval_model_via(&server.url, "smol", t, &out, &["--mode", mode, "--max-new", "48", "--concurrency", "4"]));
         let samples = jsonl_file(&out.join("samples.jsonl"));
         let samples = samples.as_array().unwrap();
         assert_eq!(samples.len(), 12);
@@ -353,21 +284,7 @@ fn eval_through_llama_cpp_server_grades_every_task_and_resumes_after_it_dies() {
 
     // llama-cpp-python's server echoes prompt logprobs that are not the model's (-10.5 for " of"
     // after "The capital"): the check before the first score refuses them with the way out.
-    let run = sfn(&[
-        "eval",
-        "--server",
-        &server.url,
-        "--model",
-        "smol",
-        "--task",
-        t,
-        "--max-new",
-        "8",
-        "--server-reference",
-        "-o",
-        dir.path().join("ref").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
+    let extra = ["--max-new", "8", "--server-reference"];
+    let err = failed(&eval_model_via(&server.url, "smol", t, &dir.path().join("ref"), &extra));
     assert!(err.contains("cannot be the model's") && err.contains("--reference MODEL"), "{err}");
 }

@@ -168,3 +168,13 @@ pub fn worked(dir: &Path, count: usize, seed: u64) -> String {
     ]));
     p
 }
+
+/// A child process (a server) killed when the test lets go of it.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
