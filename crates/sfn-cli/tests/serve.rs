@@ -166,7 +166,7 @@ fn openai_python_client_talks_to_serve() {
     let py = root().join(".venv-peers/bin/python");
     let has_client = Command::new(&py).args(["-c", "import openai"]).output().is_ok_and(|o| o.status.success());
     if !has_client {
-        println!("SKIPPED: the openai package is not installed in .venv-peers (run scripts/peers)");
+        skipped("the openai package is not installed in .venv-peers (run scripts/peers)");
         return;
     }
     let server = serve(&[&smollm2(), "--name", "tiny"]);

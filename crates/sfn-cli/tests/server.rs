@@ -185,7 +185,7 @@ fn llama_python() -> Option<PathBuf> {
     let py = root().join(".venv-llamacpp/bin/python");
     let ok = Command::new(&py).args(["-c", "import llama_cpp.server.app"]).output().is_ok_and(|o| o.status.success());
     if !ok {
-        println!("SKIPPED: llama-cpp-python[server] is not installed in .venv-llamacpp (run scripts/peers)");
+        skipped("llama-cpp-python[server] is not installed in .venv-llamacpp (run scripts/peers --llama)");
     }
     ok.then_some(py)
 }

@@ -178,3 +178,10 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// Say that a test is skipped and why, past the test harness's output capture (which swallows
+/// `println!` of passing tests), so a skip is never silent.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
