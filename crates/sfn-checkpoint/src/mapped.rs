@@ -21,8 +21,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
-/// Maps open at once that get a guard; beyond this a map still works, and a truncation under it
-/// gets the handler's message without the file's name.
+/// Maps open at once that get a guard (a checkpoint has one per shard); beyond this a map still
+/// works, unguarded.
 const SLOTS: usize = 256;
 
 struct Slot {
@@ -46,9 +46,6 @@ const FREE: Slot = Slot {
 };
 static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
 static INSTALL: Once = Once::new();
-
-const UNNAMED: &[u8] =
-    b"error: an input file changed while sfn was reading it (truncated under the memory map); nothing was written under the output's name\n";
 
 /// A read-only map of a whole file.
 pub struct Mapped {
@@ -148,11 +145,6 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
                 libc::write(2, msg as *const libc::c_void, s.msg_len.load(Ordering::SeqCst));
                 libc::_exit(1);
             }
-        }
-        if TABLE.iter().all(|s| s.taken.load(Ordering::SeqCst) == 1) {
-            // The table was full: the fault is likely in an unnamed map of ours.
-            libc::write(2, UNNAMED.as_ptr() as *const libc::c_void, UNNAMED.len());
-            libc::_exit(1);
         }
         libc::signal(libc::SIGBUS, libc::SIG_DFL);
         libc::raise(libc::SIGBUS);
