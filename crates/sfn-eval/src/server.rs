@@ -397,12 +397,15 @@ impl ReferenceScorer for ServerScorer {
 /// concurrency, each task appended as it completes), judged with a local `reference` model or,
 /// with `server_reference`, through the server.
 pub fn evaluate_server(
-    job: &EvalJob,
+    mut job: EvalJob,
     spec: &ServerSpec,
     reference: Option<&Reference>,
     progress: &dyn Progress,
 ) -> crate::Result<EvalOutcome> {
     let server = Server::connect(spec).map_err(EvalError::Generation)?;
+    // Batches are the local runtime's unit; a server keeps --concurrency requests in flight
+    // throughout instead.
+    job.config.batch_size = job.tasks.tasks.len().max(1);
     if reference.is_some() && spec.server_reference {
         return Err(EvalError::InvalidSettings("give --reference MODEL or --server-reference, not both".into()));
     }
@@ -416,9 +419,9 @@ pub fn evaluate_server(
     };
     let mut inputs = serde_json::Map::new();
     inputs.insert("server".into(), server.describe());
-    let source = SampleSource { files: vec![], inputs, decoded_here: true, notes: judge_notes(job, scorer.is_some()) };
+    let source = SampleSource { files: vec![], inputs, decoded_here: true, notes: judge_notes(&job, scorer.is_some()) };
     let t0 = Instant::now();
-    let outcome = run_job(job, &job.tasks.tasks, source, &mut generator, scorer, progress)?;
+    let outcome = run_job(&job, &job.tasks.tasks, source, &mut generator, scorer, progress)?;
     let (n, waited) = server.request_time();
     if n > 0 {
         // What the client adds: wall time not covered by requests in flight (grading, judging,

@@ -242,10 +242,8 @@ pub fn run(spec: &EvalSpec, out: &Path, ctx: &Context) -> Result<EvalOutcome> {
                 "--server generates through the server: give no local model and no --grade".into(),
             ));
         }
-        // Every task in one batch: requests stay in flight up to --concurrency throughout.
-        job.config.batch_size = tasks.tasks.len().max(1);
         let reference = reference.as_ref().map(|r| r.get());
-        return evaluate_server(&job, &spec.server, reference.as_ref(), ctx.progress);
+        return evaluate_server(job, &spec.server, reference.as_ref(), ctx.progress);
     }
     match (&spec.grade, &spec.model) {
         (Some(outputs), None) => {
