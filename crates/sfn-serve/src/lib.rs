@@ -1,7 +1,7 @@
 //! `sfn serve`: an OpenAI-compatible HTTP server over sfn's runtime, for a model or an edited view
 //! of it (A with modules taken from B, or with modules destroyed) held in memory — nothing is
-//! written. Any evaluation harness that speaks the OpenAI API (lm-evaluation-harness's
-//! local-completions, the OpenAI client, `sfn eval --server`) can then evaluate the edit.
+//! written. A client that generates through the OpenAI API (the OpenAI client, `sfn eval
+//! --server`) can then evaluate the edit; `logprobs` are not served yet.
 //!
 //! Endpoints: `GET /v1/models`, `POST /v1/completions` (prompt as text, texts, ids or lists of
 //! ids; `max_tokens`, `temperature`, `top_p`, `top_k`, `stop`, `seed`, `echo`, `stream`), `POST
