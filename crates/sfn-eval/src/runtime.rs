@@ -23,16 +23,13 @@ use crate::prompt::{Prompt, PromptBody};
 use crate::run::{run_job, EvalJob, EvalOutcome, SampleSource};
 use crate::GenerateError;
 use sfn_checkpoint::Checkpoint;
-use sfn_model::{generate, ChatTemplate, Event, GenerateOptions, Hooks, Logits, Model, StopReason, Tokenizer};
+use sfn_model::{generate, token_logprobs, ChatTemplate, Event, GenerateOptions, Hooks, Model, StopReason, Tokenizer};
 use sfn_model::{RuntimeSpec, WeightSource};
 use sfn_run::rundir::absolute;
 use sfn_run::Progress;
 use std::path::{Path, PathBuf};
 
 type Result<T> = std::result::Result<T, GenerateError>;
-
-/// Positions per forward pass when scoring: bounds the logits held at once to this × vocab.
-const SCORE_CHUNK: usize = 256;
 
 /// Hooks for one generated row, given its prompt ids and how many tokens it may add.
 pub type RowHooks<'a> = Box<dyn Fn(&[u32], usize) -> sfn_model::Result<Hooks> + 'a>;
@@ -269,8 +266,8 @@ impl ReferenceScorer for ModelRunner<'_> {
         self.describe.clone()
     }
 
-    /// Runs prompt + output in chunks through a KV cache and averages −log p(token) over the
-    /// output's tokens; an output that overflows the context is scored as far as it fits.
+    /// Averages −log p(token) over the output's tokens after the prompt; an output that overflows
+    /// the context is scored as far as it fits.
     fn mean_token_loss(&mut self, prompt: &Prompt, output: &str) -> Result<Option<f64>> {
         let context = self.encode(prompt)?;
         let out = self.tokenizer.encode(output, false)?;
@@ -280,33 +277,9 @@ impl ReferenceScorer for ModelRunner<'_> {
             return Ok(None);
         }
         let seq: Vec<u32> = context.iter().chain(&out[..scored]).copied().collect();
-        let mut cache = self.model.new_cache(1, seq.len())?;
-        let mut hooks = Hooks::new();
-        let mut total = 0.0f64;
-        // Position t's logits predict token t + 1; the output's tokens start at context.len().
-        for (c, chunk) in seq.chunks(SCORE_CHUNK).enumerate() {
-            let start = c * SCORE_CHUNK;
-            let rows = [chunk.to_vec()];
-            let logits = if start == 0 {
-                self.model.prefill(&mut cache, &rows, &mut hooks, Logits::All)?
-            } else {
-                self.model.extend(&mut cache, &rows, &mut hooks, Logits::All)?
-            };
-            let logits: Vec<Vec<f32>> = logits.squeeze(0)?.to_vec2()?; // [chunk, vocab]
-            for (j, row) in logits.iter().enumerate() {
-                let next = start + j + 1;
-                if next >= context.len() && next < seq.len() {
-                    total += log_sum_exp(row) - row[seq[next] as usize] as f64;
-                }
-            }
-        }
-        Ok(Some(total / scored as f64))
+        let scores = token_logprobs(self.model, &seq, context.len(), 0)?;
+        Ok(Some(-scores.iter().map(|s| s.logprob as f64).sum::<f64>() / scored as f64))
     }
-}
-
-fn log_sum_exp(row: &[f32]) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln()
 }
 
 /// A reference model for the judge's loss signal, and how it is named in result files.

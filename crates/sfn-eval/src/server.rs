@@ -323,8 +323,8 @@ impl ServerScorer {
         ServerScorer { server, checked: false }
     }
 
-    /// Mean loss of the tokens of `full` that start in `start..full.len()`; None when the server
-    /// returns no prompt logprobs.
+    /// Summed loss and count of the tokens of `full` that start at character `start` or later
+    /// (OpenAI's `text_offset` counts characters); None when the server returns no prompt logprobs.
     fn echo_loss(&self, full: &str, start: usize) -> Result<Option<(f64, usize)>, GenerateError> {
         let body = json!({"model": self.server.model, "prompt": full, "max_tokens": 1, "temperature": 0,
                           "echo": true, "logprobs": 1});
@@ -336,10 +336,11 @@ impl ServerScorer {
             return Ok(None);
         };
         // The echoed tokens from `start` up to the end of `full` (the one generated token is after it).
+        let end = full.chars().count();
         let (mut sum, mut count) = (0.0, 0usize);
         for (lp, off) in logprobs.iter().zip(offsets) {
             let Some(off) = off.as_u64() else { return Ok(None) };
-            if off as usize >= start && (off as usize) < full.len() {
+            if off as usize >= start && (off as usize) < end {
                 let Some(lp) = lp.as_f64() else { return Ok(None) };
                 sum -= lp;
                 count += 1;
@@ -387,7 +388,7 @@ impl ReferenceScorer for ServerScorer {
         }
         let full = format!("{text}{output}");
         let (sum, n) = self
-            .echo_loss(&full, text.len())?
+            .echo_loss(&full, text.chars().count())?
             .ok_or_else(|| self.unsupported("returns no prompt logprobs (echo + logprobs)"))?;
         Ok((n > 0).then(|| sum / n as f64))
     }

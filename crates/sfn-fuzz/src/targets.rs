@@ -256,15 +256,21 @@ fn answer(data: &[u8]) -> bool {
 /// A request body of `sfn serve` (a NUL-prefixed body is a chat request): parsed and bounded
 /// before anything runs; an accepted request stays within the limits.
 fn serve_request(data: &[u8]) -> bool {
-    use sfn_serve::api::{parse, Input, Limits};
+    use sfn_serve::api::{parse, parse_detokenize, parse_tokenize, Input, Limits, MAX_LOGPROBS};
     let (chat, body) = match data.split_first() {
         Some((0, rest)) => (true, rest),
         _ => (false, data),
     };
     let limits =
         Limits { max_body_bytes: 1 << 16, max_prompts: 8, max_tokens: 256, max_prompt_ids: 64, vocab_size: 512 };
-    let Ok(req) = parse(body, chat, &limits) else { return false };
+    // The tokenizer endpoints' bodies share the parser's helpers.
+    let tokenize = parse_tokenize(body, &limits).is_ok();
+    let detokenize = parse_detokenize(body, &limits).map(|(_, ids)| {
+        assert!(ids.len() <= limits.max_prompt_ids && ids.iter().all(|&i| (i as usize) < limits.vocab_size));
+    });
+    let Ok(req) = parse(body, chat, &limits) else { return tokenize || detokenize.is_ok() };
     assert!((1..=limits.max_tokens).contains(&req.max_tokens));
+    assert!(req.logprobs.is_none_or(|n| n <= MAX_LOGPROBS) && !(req.stream && req.logprobs.is_some()));
     assert!(!req.inputs.is_empty() && req.inputs.len() <= limits.max_prompts.max(1));
     for input in &req.inputs {
         if let Input::Ids(ids) = input {

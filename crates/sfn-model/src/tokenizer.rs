@@ -227,6 +227,14 @@ impl Tokenizer {
         self.inner.decode(ids, skip_special).map_err(tk_err)
     }
 
+    /// The text each of `ids` adds to the decoded text, in order: concatenated, the pieces are
+    /// the text. A token that ends inside a character adds "" and the character comes with the
+    /// token that completes it.
+    pub fn pieces(&self, ids: &[u32], skip_special: bool) -> Result<Vec<String>> {
+        let mut stream = self.inner.decode_stream(skip_special);
+        ids.iter().map(|&id| Ok(stream.step(id).map_err(tk_err)?.unwrap_or_default())).collect()
+    }
+
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }

@@ -49,6 +49,7 @@ fn gguf_tokenizer_reproduces_independent_smollm2_encodings() {
         assert_eq!(got, want, "encoding {text:?}");
         let decoded = tok.decode(&got, false).unwrap();
         assert_eq!(decoded, text, "round trip of {text:?}");
+        assert_eq!(tok.pieces(&got, false).unwrap().concat(), text, "pieces of {text:?}");
     }
 }
 

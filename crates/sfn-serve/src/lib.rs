@@ -22,7 +22,7 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use engine::{Engine, Job, Out};
+use engine::{Engine, Job, Out, Score, Scored};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sfn_checkpoint::edit::{destroy_plan, merge_plan, Damage, EditView, Method};
@@ -149,6 +149,9 @@ pub fn serve(spec: &ServeSpec, ready: impl FnOnce(&str, &str)) -> Result<(), Err
         .route("/v1/models", get(models))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/tokenizer_info", get(tokenizer_info))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
         .fallback(|| async { error(ApiError { status: 404, message: "no such endpoint".into(), param: None }) })
         .layer(DefaultBodyLimit::max(spec.max_body))
         .with_state(app.clone());
@@ -187,6 +190,45 @@ async fn models(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// vLLM's tokenizer endpoints (`/tokenizer_info`, `/tokenize`, `/detokenize`): clients that score
+/// through the server (lm-evaluation-harness's `local-completions`) tokenize with the server's own
+/// tokenizer, so no copy of it is needed on their side.
+async fn tokenizer_info(State(app): State<Arc<App>>) -> Response {
+    let t = &app.tokenizer;
+    Json(json!({"tokenizer_class": "sfn", "bos_token": t.bos_token, "eos_token": t.eos_token, "pad_token": null,
+                "chat_template": t.chat_template(), "model_max_length": app.positions}))
+    .into_response()
+}
+
+async fn tokenize(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let result = api::parse_tokenize(&body, &app.limits).and_then(|t| {
+        app.check_model(t.model.as_deref())?;
+        match &t.input {
+            Input::Chat(messages) => app.render(messages, t.add_generation_prompt),
+            Input::Text(text) => {
+                app.tokenizer.encode(text, t.add_special_tokens).map_err(|e| ApiError::bad("prompt", e.to_string()))
+            }
+            Input::Ids(_) => unreachable!("parse_tokenize gives text or messages"),
+        }
+    });
+    match result {
+        Ok(ids) => Json(json!({"count": ids.len(), "max_model_len": app.positions, "tokens": ids, "token_strs": null}))
+            .into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn detokenize(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let result = api::parse_detokenize(&body, &app.limits).and_then(|(model, ids)| {
+        app.check_model(model.as_deref())?;
+        app.tokenizer.decode(&ids, false).map_err(|e| ApiError::bad("tokens", e.to_string()))
+    });
+    match result {
+        Ok(text) => Json(json!({"prompt": text})).into_response(),
+        Err(e) => error(e),
+    }
+}
+
 async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(app, &body, false).await
 }
@@ -195,14 +237,38 @@ async fn chat_completions(State(app): State<Arc<App>>, body: Bytes) -> Response 
     respond(app, &body, true).await
 }
 
-/// One row submitted to the engine: its prompt's token count, its text (for echo) and its events.
+/// One row submitted to the engine: its prompt's ids and text (for echo) and its events.
 struct Row {
-    prompt_tokens: usize,
+    prompt_ids: Vec<u32>,
     prompt_text: String,
     events: tokio::sync::mpsc::UnboundedReceiver<Out>,
 }
 
 impl App {
+    /// A request naming another model is refused (404); the tokenizer endpoints may name none.
+    fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
+        match model {
+            Some(m) if m != self.name => Err(ApiError {
+                status: 404,
+                message: format!("model `{m}` is not served here; this server serves `{}`", self.name),
+                param: Some("model"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Chat messages rendered by the model's template.
+    fn render_text(&self, messages: &[(String, String)], add_generation_prompt: bool) -> Result<String, ApiError> {
+        let chat = self.chat.as_ref().map_err(|why| ApiError::bad("messages", why.clone()))?;
+        let messages: Vec<Message> = messages.iter().map(|(r, c)| Message::new(r, c)).collect();
+        chat.render(&messages, add_generation_prompt).map_err(|e| ApiError::bad("messages", e.to_string()))
+    }
+
+    fn render(&self, messages: &[(String, String)], add_generation_prompt: bool) -> Result<Vec<u32>, ApiError> {
+        let text = self.render_text(messages, add_generation_prompt)?;
+        self.tokenizer.encode(&text, false).map_err(|e| ApiError::bad("messages", e.to_string()))
+    }
+
     /// Token ids and text of one prompt, checked against the model's positions.
     fn encode(&self, input: &Input, req: &Request) -> Result<(Vec<u32>, String), ApiError> {
         let (ids, text) = match input {
@@ -214,9 +280,7 @@ impl App {
                 (ids.clone(), text)
             }
             Input::Chat(messages) => {
-                let chat = self.chat.as_ref().map_err(|why| ApiError::bad("messages", why.clone()))?;
-                let messages: Vec<Message> = messages.iter().map(|(r, c)| Message::new(r, c)).collect();
-                let text = chat.render(&messages, true).map_err(|e| ApiError::bad("messages", e.to_string()))?;
+                let text = self.render_text(messages, true)?;
                 // The rendered text carries its own special tokens.
                 (self.tokenizer.encode(&text, false).map_err(|e| ApiError::bad("messages", e.to_string()))?, text)
             }
@@ -233,6 +297,70 @@ impl App {
             ));
         }
         Ok((ids, text))
+    }
+
+    /// A row's logprobs in the endpoint's shape: completions' `tokens`, `token_logprobs`,
+    /// `top_logprobs` and `text_offset` (from the prompt's first token with echo; its logprob is
+    /// null), or chat's `content` list. Each token's text is the piece it adds to the text; the
+    /// alternatives are named by their text alone, and include the chosen token (as vLLM does).
+    fn logprobs(&self, row: &Row, s: &Scored, echo: bool, chat: bool) -> Value {
+        let piece_list =
+            |ids: &[u32], skip| self.tokenizer.pieces(ids, skip).unwrap_or_else(|_| vec![String::new(); ids.len()]);
+        let name = |id: u32| self.tokenizer.decode(&[id], false).unwrap_or_default();
+        let mut ids: Vec<u32> = Vec::new();
+        let mut pieces = Vec::new();
+        let mut offset = 0;
+        if echo {
+            ids.extend(&row.prompt_ids);
+            pieces = piece_list(&row.prompt_ids, false);
+            // The generated text starts where the echoed prompt text ends.
+            offset = row.prompt_text.chars().count();
+        }
+        ids.extend(&s.generated);
+        pieces.extend(piece_list(&s.generated, true));
+        // Scores cover the tokens from `from`; with echo the first prompt token has none.
+        let unscored = ids.len() - s.logprobs.len();
+        let mut offsets = Vec::with_capacity(ids.len());
+        let mut at = 0;
+        for (i, p) in pieces.iter().enumerate() {
+            if echo && i == row.prompt_ids.len() {
+                at = offset;
+            }
+            offsets.push(at);
+            at += p.chars().count();
+        }
+        let tops = s.logprobs.iter().zip(&ids[unscored..]).map(|(t, &id)| {
+            let chosen = (id, t.logprob);
+            t.top.iter().copied().chain(std::iter::once(chosen).filter(|c| !t.top.iter().any(|x| x.0 == c.0)))
+        });
+        if chat {
+            let entry =
+                |token: String, logprob: f32| json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()});
+            let content: Vec<Value> = s
+                .logprobs
+                .iter()
+                .zip(&pieces[unscored..])
+                .zip(tops)
+                .map(|((t, piece), top)| {
+                    let mut e = entry(piece.clone(), t.logprob);
+                    // Chat lists exactly the `top_logprobs` asked for.
+                    e["top_logprobs"] = top.take(t.top.len()).map(|(id, lp)| entry(name(id), lp)).collect();
+                    e
+                })
+                .collect();
+            return json!({"content": content});
+        }
+        let mut token_logprobs: Vec<Value> = vec![Value::Null; unscored];
+        let mut top_logprobs: Vec<Value> = vec![Value::Null; unscored];
+        for (t, top) in s.logprobs.iter().zip(tops) {
+            token_logprobs.push(t.logprob.into());
+            let mut dict = serde_json::Map::new();
+            for (id, lp) in top {
+                dict.entry(name(id)).or_insert(lp.into());
+            }
+            top_logprobs.push(dict.into());
+        }
+        json!({"tokens": pieces, "token_logprobs": token_logprobs, "top_logprobs": top_logprobs, "text_offset": offsets})
     }
 
     fn options(&self, req: &Request, stream: u64) -> GenerateOptions {
@@ -259,9 +387,8 @@ async fn respond(app: Arc<App>, body: &[u8], chat: bool) -> Response {
         Ok(r) => r,
         Err(e) => return error(e),
     };
-    if req.model != app.name {
-        let message = format!("model `{}` is not served here; this server serves `{}`", req.model, app.name);
-        return error(ApiError { status: 404, message, param: Some("model") });
+    if let Err(e) = app.check_model(Some(&req.model)) {
+        return error(e);
     }
     let id = app.requests.fetch_add(1, Ordering::Relaxed);
     let mut rows = Vec::with_capacity(req.inputs.len());
@@ -276,8 +403,9 @@ async fn respond(app: Arc<App>, body: &[u8], chat: bool) -> Response {
             None => id.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64),
         };
         let (tx, rx) = unbounded_channel();
-        rows.push(Row { prompt_tokens: ids.len(), prompt_text, events: rx });
-        jobs.push(Job { ids, opts: app.options(&req, stream), out: tx });
+        let score = req.logprobs.map(|top| Score { from: if req.echo { 1 } else { ids.len() }, top });
+        rows.push(Row { prompt_ids: ids.clone(), prompt_text, events: rx });
+        jobs.push(Job { ids, opts: app.options(&req, stream), score, out: tx });
     }
     for job in jobs {
         if let Err(e) = app.engine.submit(job) {
@@ -293,13 +421,14 @@ async fn respond(app: Arc<App>, body: &[u8], chat: bool) -> Response {
     let (mut choices, mut prompt_tokens, mut completion_tokens) = (Vec::new(), 0, 0);
     for (index, mut row) in rows.into_iter().enumerate() {
         let mut text = if req.echo { row.prompt_text.clone() } else { String::new() };
-        let mut finish = "stop";
+        let (mut finish, mut logprobs) = ("stop", None);
         while let Some(out) = row.events.recv().await {
             match out {
                 Out::Text(t) => text.push_str(&t),
-                Out::Done { tokens, finish: f } => {
+                Out::Done { tokens, finish: f, scored } => {
                     completion_tokens += tokens;
                     finish = f;
+                    logprobs = scored.map(|s| app.logprobs(&row, &s, req.echo, chat));
                     break;
                 }
                 Out::Failed(e) => {
@@ -308,11 +437,12 @@ async fn respond(app: Arc<App>, body: &[u8], chat: bool) -> Response {
                 }
             }
         }
-        prompt_tokens += row.prompt_tokens;
+        prompt_tokens += row.prompt_ids.len();
         choices.push(if chat {
-            json!({"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+            json!({"index": index, "message": {"role": "assistant", "content": text}, "logprobs": logprobs,
+                   "finish_reason": finish})
         } else {
-            json!({"index": index, "text": text, "logprobs": null, "finish_reason": finish})
+            json!({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish})
         });
     }
     let mut v = head;
