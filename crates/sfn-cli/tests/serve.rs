@@ -27,9 +27,11 @@ use std::process::{Command, Stdio};
 
 /// `sfn serve ARGS --port 0`, with its URL and model name read from its first line; killed on drop.
 struct Served {
-    _child: Running,
+    child: Running,
     url: String,
     name: String,
+    /// The rest of its stderr (kept open: a closed pipe would fail its later messages).
+    stderr: BufReader<std::process::ChildStderr>,
 }
 
 fn serve(args: &[&str]) -> Served {
@@ -41,10 +43,11 @@ fn serve(args: &[&str]) -> Served {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
     let name = line.split('`').nth(1).unwrap_or_else(|| panic!("{line}")).to_string();
     let url = line.split(" on ").nth(1).and_then(|s| s.split("/v1").next()).unwrap().to_string();
-    Served { _child: Running(child), url, name }
+    Served { child: Running(child), url, name, stderr }
 }
 
 /// (id, output) of every sample of a results directory.
@@ -365,6 +368,88 @@ fn lm_evaluation_harness_scores_and_generates_through_serve() {
     for (s, l) in gen.iter().zip(&local) {
         assert_eq!(s["resps"][0][0], l["text"], "chat generation through lm-eval vs sfn generate --chat");
     }
+}
+
+#[test]
+fn a_merge_sweep_through_servers_equals_the_local_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = tiny_model(dir.path()).display().to_string();
+    let b = dir.path().join("b").display().to_string();
+    ok(&sfn(&["destroy", &a, "--select", "o_proj,mlp", "--method", "reinit", "--std", "0.2", "--seed", "5", "-o", &b]));
+    let tasks = worked(dir.path(), 6, 4);
+    let sweep = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out).display().to_string();
+        let args = ["merge-sweep", &a, &b, "--take", "o_proj", "--task", &tasks, "--max-new", "12", "-o", &out];
+        (sfn(&[&args[..], extra].concat()), out)
+    };
+    let (local, local_dir) = sweep("local", &[]);
+    ok(&local);
+    // One server per variant, each model named anything but the variant (the sweep asks).
+    let servers = [
+        ("a", serve(&[&a, "--name", "base"])),
+        ("b", serve(&[&b, "--name", "tuned"])),
+        ("take-o_proj", serve(&[&a, "--merge", &b, "--take", "o_proj", "--name", "merged"])),
+    ];
+    let list: Vec<String> = servers.iter().map(|(v, s)| format!("{v}={}", s.url)).collect();
+    // Intact A scores the outputs locally in both (a random tiny model fails the plausibility
+    // check of --server-reference, which the SmolLM2 test above covers).
+    let (remote, remote_dir) = sweep("served", &["--server", &list.join(",")]);
+    ok(&remote);
+    for v in ["a", "b", "take-o_proj"] {
+        let (l, r) = (Path::new(&local_dir).join(v), Path::new(&remote_dir).join(v));
+        assert_eq!(outputs(&r), outputs(&l), "variant {v}: served and local outputs differ");
+        let judged = |d: &Path| -> Vec<Value> {
+            let v = jsonl_file(&d.join("samples.jsonl"));
+            v.as_array().unwrap().iter().map(|s| serde_json::json!([s["level"], s["signals"]["ref_loss"]])).collect()
+        };
+        assert_eq!(judged(&r), judged(&l), "variant {v}: levels and reference losses");
+    }
+    let table = |d: &str| -> Vec<Value> {
+        let t = json_file(&Path::new(d).join("sweep.json"));
+        t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::json!([r["variant"], r["accuracy"], r["edited_tensors"]]))
+            .collect()
+    };
+    assert_eq!(table(&remote_dir), table(&local_dir));
+    // One URL for all must list every variant by name; a missing one is named.
+    let (err, _) = sweep("one-url", &["--server", &servers[0].1.url]);
+    let text = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success() && text.contains("none named `a`"), "{text}");
+}
+
+#[test]
+fn ctrl_c_stops_the_server_after_the_request_in_flight() {
+    let mut server = serve(&[&smollm2(), "--name", "s"]);
+    let url = server.url.clone();
+    let in_flight = std::thread::spawn(move || {
+        let body = br#"{"model":"s","prompt":"Count from 1 to 1000: 1, 2, 3, 4,","max_tokens":160,"temperature":0}"#;
+        let reply = http(&url, "POST", "/v1/completions", body);
+        (reply, std::time::Instant::now())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let pid = server.child.0.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let interrupted = std::time::Instant::now();
+    let ((status, body), answered) = in_flight.join().unwrap();
+    assert!(answered > interrupted, "the request was not in flight at Ctrl-C: a test that cannot fail");
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 160, "the request in flight was cut: {body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exit = loop {
+        if let Some(st) = server.child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "sfn serve still runs 30 s after Ctrl-C");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    server.stderr.read_to_string(&mut rest).unwrap();
+    assert!(exit.success() && rest.contains("stopped"), "{exit}: {rest}");
+    assert!(std::net::TcpStream::connect(server.url.trim_start_matches("http://")).is_err(), "still listening");
 }
 
 /// A raw HTTP/1.1 request on loopback: (status, body).

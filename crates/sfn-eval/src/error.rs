@@ -44,7 +44,7 @@ pub enum EvalError {
     #[error("{dir}: holds results made with other settings ({what}); use another directory or start fresh")]
     ResumeMismatch { dir: PathBuf, what: String },
     #[error("generation failed: {0}")]
-    Generation(#[source] GenerateError),
+    Generation(GenerateError),
     #[error("the generator delivered results for {got} of {want} prompts")]
     GeneratorContract { want: usize, got: usize },
     #[error("cannot serialise results: {0}")]

@@ -278,7 +278,7 @@ impl ReferenceScorer for ModelRunner<'_> {
         }
         let seq: Vec<u32> = context.iter().chain(&out[..scored]).copied().collect();
         let scores = token_logprobs(self.model, &seq, context.len(), 0)?;
-        Ok(Some(-scores.iter().map(|s| s.logprob as f64).sum::<f64>() / scored as f64))
+        Ok(Some(-scores.iter().map(|s| s.logprob).sum::<f64>() / scored as f64))
     }
 }
 

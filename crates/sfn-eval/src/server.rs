@@ -47,11 +47,12 @@ fn default_key_env() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// Generate through this OpenAI-compatible server instead of a local model: its base URL
-    /// (`http://host:8000` or `http://host:8000/v1`).
+    /// (`http://host:8000` or `http://host:8000/v1`). In merge-sweep and destroy-sweep: one URL
+    /// serving every variant under its directory name, or `NAME=URL,NAME=URL,...` per variant.
     #[cfg_attr(feature = "cli", arg(long = "server", value_name = "URL"))]
     #[serde(default)]
     pub url: Option<String>,
-    /// With --server: the model name the server knows (`/v1/models` lists them).
+    /// With --server: the model name the server knows (`/v1/models` lists them; not in sweeps).
     #[cfg_attr(feature = "cli", arg(id = "server_model", long = "model", value_name = "NAME", requires = "url"))]
     #[serde(default)]
     pub model: Option<String>,
@@ -71,8 +72,9 @@ pub struct ServerSpec {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = default_key_env(), value_name = "VAR"))]
     #[serde(default = "default_key_env")]
     pub api_key_env: String,
-    /// With --server: the judge's reference loss through the same server (needs prompt logprobs,
-    /// `echo` + `logprobs`, as vLLM and llama-cpp-python serve them; else use --reference MODEL).
+    /// With --server: the judge's reference loss through the same server (in a sweep: intact A's);
+    /// needs prompt logprobs (`echo` + `logprobs`, as vLLM and sfn serve give them), else use
+    /// --reference MODEL.
     #[cfg_attr(feature = "cli", arg(long, requires = "url"))]
     #[serde(default)]
     pub server_reference: bool,
@@ -112,6 +114,32 @@ impl Server {
             .build();
         let key = std::env::var(&spec.api_key_env).ok().filter(|k| !k.is_empty());
         Ok(Server { base, model, agent, key, retries: spec.retries, stats: Default::default() })
+    }
+
+    /// The model names the server at `spec`'s URL lists at `/v1/models` (spec's model is not
+    /// needed).
+    pub fn models(spec: &ServerSpec) -> Result<Vec<String>, GenerateError> {
+        let server = Server::connect(&ServerSpec { model: Some(String::new()), ..spec.clone() })?;
+        let url = format!("{}/v1/models", server.base);
+        let mut req = server.agent.get(&url);
+        if let Some(k) = &server.key {
+            req = req.set("Authorization", &format!("Bearer {k}"));
+        }
+        let text = match req.call() {
+            Ok(resp) => resp.into_string().map_err(|e| format!("{url}: reading the response: {e}"))?,
+            Err(ureq::Error::Status(code, resp)) => {
+                return Err(
+                    format!("{url}: HTTP {code}: {}", error_message(&resp.into_string().unwrap_or_default())).into()
+                )
+            }
+            Err(e) => return Err(format!("{url}: {e}").into()),
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{url}: the response is not JSON ({e})"))?;
+        let data = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("{url}: no `data` list in {}", clip(&text)))?;
+        Ok(data.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect())
     }
 
     /// What results files record: the server and model, never the key.
@@ -395,24 +423,29 @@ impl ReferenceScorer for ServerScorer {
 }
 
 /// Evaluate the served model as `job` says: every task in one batch (requests in flight up to the
-/// concurrency, each task appended as it completes), judged with a local `reference` model or,
-/// with `server_reference`, through the server.
+/// concurrency, each task appended as it completes), judged with a local `reference` model or
+/// through the server and model of `server_reference` (`spec` itself for `sfn eval
+/// --server-reference`; intact A's server in a sweep).
 pub fn evaluate_server(
     mut job: EvalJob,
     spec: &ServerSpec,
     reference: Option<&Reference>,
+    server_reference: Option<&ServerSpec>,
     progress: &dyn Progress,
 ) -> crate::Result<EvalOutcome> {
     let server = Server::connect(spec).map_err(EvalError::Generation)?;
     // Batches are the local runtime's unit; a server keeps --concurrency requests in flight
     // throughout instead.
     job.config.batch_size = job.tasks.tasks.len().max(1);
-    if reference.is_some() && spec.server_reference {
+    if reference.is_some() && server_reference.is_some() {
         return Err(EvalError::InvalidSettings("give --reference MODEL or --server-reference, not both".into()));
     }
     let mut generator = ServerGenerator { server: server.clone(), concurrency: spec.concurrency };
     let mut local = reference.map(|r| ModelRunner::new(r.model, r.tokenizer, r.describe.clone()));
-    let mut remote = spec.server_reference.then(|| ServerScorer::new(server.clone()));
+    let mut remote = match server_reference {
+        Some(s) => Some(ServerScorer::new(Server::connect(s).map_err(EvalError::Generation)?)),
+        None => None,
+    };
     let scorer: Option<&mut dyn ReferenceScorer> = match (&mut local, &mut remote) {
         (Some(l), _) => Some(l),
         (_, Some(r)) => Some(r),

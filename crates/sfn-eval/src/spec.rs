@@ -243,7 +243,8 @@ pub fn run(spec: &EvalSpec, out: &Path, ctx: &Context) -> Result<EvalOutcome> {
             ));
         }
         let reference = reference.as_ref().map(|r| r.get());
-        return evaluate_server(job, &spec.server, reference.as_ref(), ctx.progress);
+        let server_reference = spec.server.server_reference.then_some(&spec.server);
+        return evaluate_server(job, &spec.server, reference.as_ref(), server_reference, ctx.progress);
     }
     match (&spec.grade, &spec.model) {
         (Some(outputs), None) => {

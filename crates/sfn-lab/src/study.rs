@@ -105,6 +105,7 @@ pub fn run(pair: &Pair, recipe: &Recipe, seed: u64, run: &mut RunDir, ctx: &Cont
         no_reference: false,
         settings: settings.clone(),
         runtime: runtime.clone(),
+        server: Default::default(),
     };
     let mut variants: BTreeMap<String, BTreeMap<&str, Stats>> = BTreeMap::new();
     let mut put = |name: String, kind: &'static str, stats: Stats| {

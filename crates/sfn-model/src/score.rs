@@ -12,11 +12,11 @@ const CHUNK: usize = 256;
 /// What the model said about one token of a sequence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenLogprob {
-    /// log p(token | the tokens before it).
-    pub logprob: f32,
+    /// log p(token | the tokens before it) (f64: the judge sums thousands of them).
+    pub logprob: f64,
     /// The `top` most likely tokens at this position and their log-probabilities, most likely
     /// first.
-    pub top: Vec<(u32, f32)>,
+    pub top: Vec<(u32, f64)>,
 }
 
 /// Log-probabilities of `seq[from..]` given what precedes each token, with the `top` most likely
@@ -67,7 +67,7 @@ pub fn token_logprobs(model: &Model, seq: &[u32], from: usize, top: usize) -> Re
 fn score_row(row: &[f32], token: u32, top: usize) -> TokenLogprob {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let log_z = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
-    let lp = |x: f32| (x as f64 - log_z) as f32;
+    let lp = |x: f32| x as f64 - log_z;
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(top + 1);
     if top > 0 {
         // One pass keeping the `top` largest; `top` is small (at most 20 in the server).
@@ -92,10 +92,10 @@ mod tests {
         let row = [1.0f32, 3.0, 2.0, 3.0, -1.0];
         let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum::<f64>().ln();
         let s = score_row(&row, 2, 3);
-        assert!((s.logprob as f64 - (2.0 - z)).abs() < 1e-6);
+        assert!((s.logprob - (2.0 - z)).abs() < 1e-6);
         let ids: Vec<u32> = s.top.iter().map(|t| t.0).collect();
         assert_eq!(ids, vec![1, 3, 2]);
-        assert!((s.top[0].1 as f64 - (3.0 - z)).abs() < 1e-6);
+        assert!((s.top[0].1 - (3.0 - z)).abs() < 1e-6);
         assert!(score_row(&row, 0, 0).top.is_empty());
     }
 }

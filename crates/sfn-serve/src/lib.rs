@@ -1,11 +1,13 @@
 //! `sfn serve`: an OpenAI-compatible HTTP server over sfn's runtime, for a model or an edited view
 //! of it (A with modules taken from B, or with modules destroyed) held in memory — nothing is
-//! written. A client that generates through the OpenAI API (the OpenAI client, `sfn eval
-//! --server`) can then evaluate the edit; `logprobs` are not served yet.
+//! written. Any client of the OpenAI API (the OpenAI client, lm-evaluation-harness, `sfn eval
+//! --server`) can then evaluate the edit, by generating or by scoring.
 //!
 //! Endpoints: `GET /v1/models`, `POST /v1/completions` (prompt as text, texts, ids or lists of
-//! ids; `max_tokens`, `temperature`, `top_p`, `top_k`, `stop`, `seed`, `echo`, `stream`), `POST
-//! /v1/chat/completions` (the model's chat template; `stream` as server-sent events). Requests of
+//! ids; `max_tokens`, `temperature`, `top_p`, `top_k`, `stop`, `seed`, `echo`, `logprobs`,
+//! `stream`), `POST /v1/chat/completions` (the model's chat template; `logprobs` and
+//! `top_logprobs`; `stream` as server-sent events), and vLLM's `GET /tokenizer_info`, `POST
+//! /tokenize` and `POST /detokenize`. Requests of
 //! all clients are batched on one engine thread (`engine`); bodies, prompt counts, token ids and
 //! max_tokens are bounded (`api`); bad requests get a 4xx in OpenAI's error shape and the server
 //! keeps serving. Binds to 127.0.0.1 unless told otherwise; Ctrl-C stops it after the requests
@@ -335,7 +337,7 @@ impl App {
         });
         if chat {
             let entry =
-                |token: String, logprob: f32| json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()});
+                |token: String, logprob: f64| json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()});
             let content: Vec<Value> = s
                 .logprobs
                 .iter()

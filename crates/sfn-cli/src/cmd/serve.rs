@@ -7,7 +7,7 @@ pub type Args = sfn_serve::ServeSpec;
 
 pub fn run(args: Args) -> Result<()> {
     sfn_serve::serve(&args, |url, name| {
-        eprintln!("serving `{name}` on {url}/v1 (OpenAI API: /v1/models, /v1/completions, /v1/chat/completions); Ctrl-C stops");
+        eprintln!("serving `{name}` on {url}/v1 (OpenAI API: /v1/models, /v1/completions, /v1/chat/completions; /tokenize, /detokenize); Ctrl-C stops");
     })?;
     eprintln!("stopped");
     Ok(())

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sfn_checkpoint::edit::{check_same_architecture, destroy_plan, merge_plan, Damage, EditPlan, EditView, Method};
 use sfn_checkpoint::Checkpoint;
 use sfn_eval::runtime::{evaluate_model, LoadedReference};
+use sfn_eval::server::{evaluate_server, Server, ServerSpec};
 use sfn_eval::EvalSettings;
 use sfn_model::RuntimeSpec;
 use sfn_run::rundir::absolute;
@@ -46,6 +47,71 @@ pub struct SweepEval {
     #[cfg_attr(feature = "cli", command(flatten))]
     #[serde(default)]
     pub runtime: RuntimeSpec,
+    /// Variants served elsewhere: `--server URL` where one server lists every variant under its
+    /// directory name (a, b, take-o_proj, ...), or `--server a=URL1,take-o_proj=URL2,...` with a
+    /// server per variant (its model: the variant's name if listed, else the only one it serves);
+    /// A and B are still opened, for the table's counts of edited tensors.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(default)]
+    pub server: ServerSpec,
+}
+
+/// The server (and model) of every variant, from `--server`: `NAME=URL` entries for named
+/// variants, a plain URL for the rest. Each server is asked which models it serves.
+fn variant_servers(spec: &ServerSpec, list: &str, variants: &[Variant]) -> Result<Vec<ServerSpec>> {
+    if spec.model.is_some() {
+        return Err(Error::Options(
+            "a sweep asks each server for its variant by name: give no --model (see --server)".into(),
+        ));
+    }
+    let names = || variants.iter().map(|v| v.slug.as_str()).collect::<Vec<_>>().join(", ");
+    let (mut named, mut default) = (std::collections::BTreeMap::new(), None);
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // `take-o_proj=http://...`; a URL alone has no `=` before its scheme.
+        match entry.split_once('=').filter(|(name, _)| !name.contains(['/', ':'])) {
+            Some((name, url)) if variants.iter().any(|v| v.slug == name) => {
+                named.insert(name.to_string(), url.to_string());
+            }
+            Some((name, _)) => {
+                return Err(Error::Options(format!(
+                    "--server: no variant `{name}` in this sweep (its variants: {})",
+                    names()
+                )))
+            }
+            None => default = Some(entry.to_string()),
+        }
+    }
+    let mut listed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut out = Vec::with_capacity(variants.len());
+    for v in variants {
+        let url = named.get(&v.slug).or(default.as_ref()).ok_or_else(|| {
+            Error::Options(format!(
+                "--server: no server for variant `{}` (give {}=URL, or one URL for all)",
+                v.slug, v.slug
+            ))
+        })?;
+        let at = ServerSpec { url: Some(url.clone()), server_reference: false, ..spec.clone() };
+        if !listed.contains_key(url) {
+            let models = Server::models(&at).map_err(|e| Error::Options(format!("--server {url}: {e}")))?;
+            listed.insert(url.clone(), models);
+        }
+        let models = &listed[url];
+        // A server named for this variant may call its one model anything; the shared URL must
+        // name every variant (else all would silently be the same model).
+        let own = named.contains_key(&v.slug);
+        let model = match models.iter().find(|m| **m == v.slug) {
+            Some(m) => m.clone(),
+            None if own && models.len() == 1 => models[0].clone(),
+            None => {
+                return Err(Error::Options(format!(
+                    "{url} serves {models:?}, none named `{}`: serve the variant under that name (sfn serve --name {})",
+                    v.slug, v.slug
+                )))
+            }
+        };
+        out.push(ServerSpec { model: Some(model), ..at });
+    }
+    Ok(out)
 }
 
 /// `sfn merge-sweep A B --take o_proj,qkv,mlp`: the paper's Table 1.
@@ -253,13 +319,24 @@ impl Sweep<'_> {
                 .map_err(|err| Error::Options(format!("{}: {err}", v.name)))?;
         }
         let tasks = e.settings.tasks(&e.task)?;
+        let servers = e.server.url.as_deref().map(|list| variant_servers(&e.server, list, variants)).transpose()?;
+        // With --server-reference, intact A (every sweep's first variant) scores through its server.
+        let server_reference = match (&servers, e.server.server_reference) {
+            (_, false) => None,
+            (Some(servers), true) if !e.no_reference && e.settings.reference.is_none() => Some(servers[0].clone()),
+            _ => {
+                return Err(Error::Options(
+                    "--server-reference needs --server, and neither --reference nor --no-reference".into(),
+                ))
+            }
+        };
         let mut inputs = vec![self.a.input("a")?];
         inputs.extend(self.b.map(|b| b.input("b")).transpose()?);
         let provenance = Provenance::new(ctx.command.clone(), spec.clone(), inputs.clone(), Some(self.seed));
         let run = RunDir::create(out, self.kind, provenance)?;
         e.runtime.init()?;
         let tokenizer = sfn_model::Tokenizer::for_source(self.a).map_err(|err| err.context("tokenizer of A"))?;
-        let reference = match (&e.settings.reference, e.no_reference) {
+        let reference = match (&e.settings.reference, e.no_reference || server_reference.is_some()) {
             (_, true) => None,
             (Some(path), _) => LoadedReference::open(Some(path), &e.runtime)?,
             (None, _) => Some(LoadedReference::load(self.a, &e.runtime)?),
@@ -270,18 +347,25 @@ impl Sweep<'_> {
             for (i, v) in variants.iter().enumerate() {
                 ctx.progress.stage(&format!("[{}/{}] {}", i + 1, variants.len(), v.name), 0, Unit::Tasks);
                 let view = EditView::new(self.a, self.b, v.plan.clone())?;
-                let model = sfn_model::Model::load(&view, &load)?;
                 let dir = run.join(&v.slug);
                 let mut job = e.settings.job(&tasks, &dir, self.seed, !e.no_reference, spec.clone(), ctx)?;
                 job.models = inputs.clone();
-                let describe = serde_json::json!({
-                    "a": absolute(&self.a.path),
-                    "b": self.b.map(|b| absolute(&b.path)),
-                    "plan": v.plan,
-                    "runtime": e.runtime.describe(),
-                });
                 let reference = reference.as_ref().map(|r| r.get());
-                let outcome = evaluate_model(&job, &model, &tokenizer, describe, reference.as_ref(), ctx.progress)?;
+                let outcome = match &servers {
+                    Some(servers) => {
+                        evaluate_server(job, &servers[i], reference.as_ref(), server_reference.as_ref(), ctx.progress)?
+                    }
+                    None => {
+                        let model = sfn_model::Model::load(&view, &load)?;
+                        let describe = serde_json::json!({
+                            "a": absolute(&self.a.path),
+                            "b": self.b.map(|b| absolute(&b.path)),
+                            "plan": v.plan,
+                            "runtime": e.runtime.describe(),
+                        });
+                        evaluate_model(&job, &model, &tokenizer, describe, reference.as_ref(), ctx.progress)?
+                    }
+                };
                 run.record(&v.slug)?;
                 rows.push(table::row(v, &view, &outcome.summary, &dir)?);
             }
