@@ -423,21 +423,35 @@ fn a_merge_sweep_through_servers_equals_the_local_sweep() {
 #[test]
 fn ctrl_c_stops_the_server_after_the_request_in_flight() {
     let mut server = serve(&[&smollm2(), "--name", "s"]);
-    let url = server.url.clone();
-    let in_flight = std::thread::spawn(move || {
-        let body = br#"{"model":"s","prompt":"Count from 1 to 1000: 1, 2, 3, 4,","max_tokens":160,"temperature":0}"#;
-        let reply = http(&url, "POST", "/v1/completions", body);
-        (reply, std::time::Instant::now())
-    });
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // A streamed request: its first event proves it is in flight before Ctrl-C.
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    let body =
+        br#"{"model":"s","prompt":"Count from 1 to 1000: 1, 2, 3, 4,","max_tokens":160,"temperature":0,"stream":true}"#;
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut reply = String::new();
+    while !reply.contains("data: {") {
+        assert!(reader.read_line(&mut reply).unwrap() > 0, "the stream ended before its first event: {reply}");
+    }
     let pid = server.child.0.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let interrupted = std::time::Instant::now();
-    let ((status, body), answered) = in_flight.join().unwrap();
-    assert!(answered > interrupted, "the request was not in flight at Ctrl-C: a test that cannot fail");
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["usage"]["completion_tokens"], 160, "the request in flight was cut: {body}");
+    reader.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let events: Vec<&str> = reply.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "the request in flight was cut: {reply}");
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e).unwrap()["choices"][0]["text"].as_str().unwrap().to_string())
+        .collect();
+    let finish =
+        serde_json::from_str::<Value>(events[events.len() - 2]).unwrap()["choices"][0]["finish_reason"].clone();
+    assert_eq!(finish, "length", "not all 160 tokens were generated: {text:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let exit = loop {
         if let Some(st) = server.child.0.try_wait().unwrap() {
@@ -449,7 +463,7 @@ fn ctrl_c_stops_the_server_after_the_request_in_flight() {
     let mut rest = String::new();
     server.stderr.read_to_string(&mut rest).unwrap();
     assert!(exit.success() && rest.contains("stopped"), "{exit}: {rest}");
-    assert!(std::net::TcpStream::connect(server.url.trim_start_matches("http://")).is_err(), "still listening");
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "still listening after Ctrl-C");
 }
 
 /// A raw HTTP/1.1 request on loopback: (status, body).
