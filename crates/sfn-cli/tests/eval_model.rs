@@ -90,39 +90,31 @@ fn ctrl_c_mid_batch_keeps_the_tasks_already_finished() {
             ("short", "Reply with the single word: yes"),
         ],
     );
-    // A loaded machine may let the whole batch finish before the signal lands (the process has
-    // then exited 0, and nothing was interrupted): such an attempt is retried in a fresh
-    // directory, and three of them fail the test.
-    let mut finished = vec![];
-    let (args, samples) = loop {
-        let out = dir.path().join(format!("out{}", finished.len()));
-        let args = ["eval", &smollm2(), "--task", &task, "-o", &out.display().to_string(), "--mode", "chat"]
-            .map(String::from)
-            .into_iter()
-            .chain(["--max-new", "600", "--batch-size", "2"].map(String::from))
-            .collect::<Vec<String>>();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sfn"))
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let samples = out.join("samples.jsonl");
-        let started = std::time::Instant::now();
-        while !std::fs::read_to_string(&samples).is_ok_and(|s| s.ends_with('\n')) {
-            assert!(child.try_wait().unwrap().is_none(), "sfn ended before the short task was written");
-            assert!(started.elapsed().as_secs() < 300, "the short task never appeared");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        // SAFETY: plain kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-        if !child.wait().unwrap().success() {
-            break (args, samples);
-        }
-        finished.push(std::fs::read_to_string(&samples).unwrap());
-        assert!(finished.len() < 3, "every attempt finished before Ctrl-C landed: {finished:?}");
-    };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = dir.path().join("out");
+    let args = ["eval", &smollm2(), "--task", &task, "-o", &out.display().to_string(), "--mode", "chat"];
+    let args: Vec<&str> = args.into_iter().chain(["--max-new", "600", "--batch-size", "2"]).collect();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sfn"));
+    command.args(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // A shell that starts the tests in the background (`scripts/test &`) has them ignore SIGINT,
+    // and the ignoring is inherited: give the child Ctrl-C's default action back.
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let samples = out.join("samples.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&samples).is_ok_and(|s| s.ends_with('\n')) {
+        assert!(child.try_wait().unwrap().is_none(), "sfn ended before the short task was written");
+        assert!(started.elapsed().as_secs() < 300, "the short task never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert!(!child.wait().unwrap().success(), "interrupted before the long task finished");
     let kept = std::fs::read_to_string(&samples).unwrap();
     let ids: Vec<String> =
         kept.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().into()).collect();
