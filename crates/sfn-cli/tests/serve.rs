@@ -112,12 +112,33 @@ fn greedy_results_through_serve_equal_local_eval() {
     }
 }
 
+/// A tiny model A and B = A with o_proj and the MLP re-initialised (seeded): a pair whose merges
+/// differ from both.
+fn tiny_pair(dir: &Path, seed: u64) -> (String, String) {
+    let a = tiny_model(dir).display().to_string();
+    let b = dir.join("b").display().to_string();
+    let seed = seed.to_string();
+    ok(&sfn(&[
+        "destroy",
+        &a,
+        "--select",
+        "o_proj,mlp",
+        "--method",
+        "reinit",
+        "--std",
+        "0.2",
+        "--seed",
+        &seed,
+        "-o",
+        &b,
+    ]));
+    (a, b)
+}
+
 #[test]
 fn an_edited_view_served_in_memory_equals_the_written_edit() {
     let dir = tempfile::tempdir().unwrap();
-    let a = tiny_model(dir.path()).display().to_string();
-    let b = dir.path().join("b").display().to_string();
-    ok(&sfn(&["destroy", &a, "--select", "o_proj,mlp", "--method", "reinit", "--std", "0.2", "--seed", "3", "-o", &b]));
+    let (a, b) = tiny_pair(dir.path(), 3);
     let merged = dir.path().join("merged").display().to_string();
     ok(&sfn(&["merge", &a, &b, "--take", "o_proj", "-o", &merged]));
     let tasks = worked(dir.path(), 6, 1);
@@ -373,9 +394,7 @@ fn lm_evaluation_harness_scores_and_generates_through_serve() {
 #[test]
 fn a_merge_sweep_through_servers_equals_the_local_sweep() {
     let dir = tempfile::tempdir().unwrap();
-    let a = tiny_model(dir.path()).display().to_string();
-    let b = dir.path().join("b").display().to_string();
-    ok(&sfn(&["destroy", &a, "--select", "o_proj,mlp", "--method", "reinit", "--std", "0.2", "--seed", "5", "-o", &b]));
+    let (a, b) = tiny_pair(dir.path(), 5);
     let tasks = worked(dir.path(), 6, 4);
     let sweep = |out: &str, extra: &[&str]| {
         let out = dir.path().join(out).display().to_string();
@@ -424,17 +443,9 @@ fn a_merge_sweep_through_servers_equals_the_local_sweep() {
 fn ctrl_c_stops_the_server_after_the_request_in_flight() {
     let mut server = serve(&[&smollm2(), "--name", "s"]);
     // A streamed request: its first event proves it is in flight before Ctrl-C.
-    let addr = server.url.trim_start_matches("http://").to_string();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     let body =
         br#"{"model":"s","prompt":"Count from 1 to 1000: 1, 2, 3, 4,","max_tokens":160,"temperature":0,"stream":true}"#;
-    let head = format!(
-        "POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).unwrap();
-    conn.write_all(body).unwrap();
-    let mut reader = BufReader::new(conn);
+    let mut reader = BufReader::new(send(&server.url, "POST", "/v1/completions", body));
     let mut reply = String::new();
     while !reply.contains("data: {") {
         assert!(reader.read_line(&mut reply).unwrap() > 0, "the stream ended before its first event: {reply}");
@@ -463,11 +474,12 @@ fn ctrl_c_stops_the_server_after_the_request_in_flight() {
     let mut rest = String::new();
     server.stderr.read_to_string(&mut rest).unwrap();
     assert!(exit.success() && rest.contains("stopped"), "{exit}: {rest}");
-    assert!(std::net::TcpStream::connect(&addr).is_err(), "still listening after Ctrl-C");
+    let addr = server.url.trim_start_matches("http://");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "still listening after Ctrl-C");
 }
 
-/// A raw HTTP/1.1 request on loopback: (status, body).
-fn http(url: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+/// Send a raw HTTP/1.1 request on loopback (the connection closes after the reply).
+fn send(url: &str, method: &str, path: &str, body: &[u8]) -> std::net::TcpStream {
     let addr = url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let head = format!(
@@ -476,6 +488,12 @@ fn http(url: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     );
     s.write_all(head.as_bytes()).unwrap();
     let _ = s.write_all(body);
+    s
+}
+
+/// A raw HTTP/1.1 request on loopback: (status, body).
+fn http(url: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = send(url, method, path, body);
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
     let status = reply.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

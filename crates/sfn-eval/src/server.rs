@@ -121,11 +121,7 @@ impl Server {
     pub fn models(spec: &ServerSpec) -> Result<Vec<String>, GenerateError> {
         let server = Server::connect(&ServerSpec { model: Some(String::new()), ..spec.clone() })?;
         let url = format!("{}/v1/models", server.base);
-        let mut req = server.agent.get(&url);
-        if let Some(k) = &server.key {
-            req = req.set("Authorization", &format!("Bearer {k}"));
-        }
-        let text = match req.call() {
+        let text = match server.authorized(server.agent.get(&url)).call() {
             Ok(resp) => resp.into_string().map_err(|e| format!("{url}: reading the response: {e}"))?,
             Err(ureq::Error::Status(code, resp)) => {
                 return Err(
@@ -140,6 +136,14 @@ impl Server {
             .and_then(Value::as_array)
             .ok_or_else(|| format!("{url}: no `data` list in {}", clip(&text)))?;
         Ok(data.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect())
+    }
+
+    /// `req` with the API key, when there is one, as a Bearer token.
+    fn authorized(&self, req: ureq::Request) -> ureq::Request {
+        match &self.key {
+            Some(k) => req.set("Authorization", &format!("Bearer {k}")),
+            None => req,
+        }
     }
 
     /// What results files record: the server and model, never the key.
@@ -157,10 +161,7 @@ impl Server {
         let url = format!("{}/v1/{path}", self.base);
         let mut wait = Duration::from_millis(500);
         for attempt in 0..=self.retries {
-            let mut req = self.agent.post(&url).set("Content-Type", "application/json");
-            if let Some(k) = &self.key {
-                req = req.set("Authorization", &format!("Bearer {k}"));
-            }
+            let req = self.authorized(self.agent.post(&url).set("Content-Type", "application/json"));
             let t0 = Instant::now();
             let outcome = req.send_string(&body.to_string());
             self.stats.0.fetch_add(1, Ordering::Relaxed);

@@ -206,7 +206,7 @@ async fn tokenize(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let result = api::parse_tokenize(&body, &app.limits).and_then(|t| {
         app.check_model(t.model.as_deref())?;
         match &t.input {
-            Input::Chat(messages) => app.render(messages, t.add_generation_prompt),
+            Input::Chat(messages) => app.render(messages, t.add_generation_prompt).map(|(ids, _)| ids),
             Input::Text(text) => {
                 app.tokenizer.encode(text, t.add_special_tokens).map_err(|e| ApiError::bad("prompt", e.to_string()))
             }
@@ -259,16 +259,19 @@ impl App {
         }
     }
 
-    /// Chat messages rendered by the model's template.
-    fn render_text(&self, messages: &[(String, String)], add_generation_prompt: bool) -> Result<String, ApiError> {
+    /// Chat messages rendered by the model's template: token ids and text.
+    fn render(
+        &self,
+        messages: &[(String, String)],
+        add_generation_prompt: bool,
+    ) -> Result<(Vec<u32>, String), ApiError> {
         let chat = self.chat.as_ref().map_err(|why| ApiError::bad("messages", why.clone()))?;
         let messages: Vec<Message> = messages.iter().map(|(r, c)| Message::new(r, c)).collect();
-        chat.render(&messages, add_generation_prompt).map_err(|e| ApiError::bad("messages", e.to_string()))
-    }
-
-    fn render(&self, messages: &[(String, String)], add_generation_prompt: bool) -> Result<Vec<u32>, ApiError> {
-        let text = self.render_text(messages, add_generation_prompt)?;
-        self.tokenizer.encode(&text, false).map_err(|e| ApiError::bad("messages", e.to_string()))
+        let text =
+            chat.render(&messages, add_generation_prompt).map_err(|e| ApiError::bad("messages", e.to_string()))?;
+        // The rendered text carries its own special tokens.
+        let ids = self.tokenizer.encode(&text, false).map_err(|e| ApiError::bad("messages", e.to_string()))?;
+        Ok((ids, text))
     }
 
     /// Token ids and text of one prompt, checked against the model's positions.
@@ -281,11 +284,7 @@ impl App {
                 let text = self.tokenizer.decode(ids, false).map_err(|e| ApiError::bad("prompt", e.to_string()))?;
                 (ids.clone(), text)
             }
-            Input::Chat(messages) => {
-                let text = self.render_text(messages, true)?;
-                // The rendered text carries its own special tokens.
-                (self.tokenizer.encode(&text, false).map_err(|e| ApiError::bad("messages", e.to_string()))?, text)
-            }
+            Input::Chat(messages) => self.render(messages, true)?,
         };
         if ids.is_empty() || ids.len() + req.max_tokens > self.positions {
             return Err(ApiError::bad(
